@@ -1,0 +1,1 @@
+"""Analyses over the graph IR: shapes, cost, receptive field. They never see onnx or torch."""

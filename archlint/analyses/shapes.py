@@ -1,0 +1,33 @@
+"""Fill output shapes the frontend could not give, using the registry's shape rules."""
+
+from __future__ import annotations
+
+from archlint.ir import ModelGraph
+from archlint.ops import REGISTRY, OpCall, UnknownShape
+
+
+def call_of(graph: ModelGraph, layer) -> OpCall:  # type: ignore[no-untyped-def]
+    """The registry's view of a layer: its attributes and the shapes of its tensors."""
+    return OpCall(layer.attrs, [graph.shape(t) if t else None for t in layer.inputs],
+                  [graph.shape(t) for t in layer.outputs])
+
+
+def fill_missing_shapes(graph: ModelGraph) -> list[str]:
+    """Walk in topological order; where an output shape is unknown and the op kind has a
+    shape rule, apply it. Returns the names of the layers whose shapes were filled."""
+    filled = []
+    for layer in graph.layers():
+        if not layer.outputs or all(graph.shape(t) is not None for t in layer.outputs):
+            continue
+        entry = REGISTRY.get(layer.kind)
+        if entry is None or entry.shape_fn is None:
+            continue
+        try:
+            shapes = entry.shape_fn(call_of(graph, layer))
+        except (UnknownShape, TypeError, ValueError, IndexError, KeyError, ZeroDivisionError):
+            continue
+        for t, shape in zip(layer.outputs, shapes):
+            if graph.shape(t) is None:
+                graph.tensors[t].shape = tuple(int(d) for d in shape)
+        filled.append(layer.name)
+    return filled

@@ -1,0 +1,73 @@
+"""``archlint.analyze``: the one entry point of the Python API."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from archlint.errors import ArchlintError
+from archlint.input_spec import InputShapes, from_python
+from archlint.report import Report, build_report
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".tar")
+
+
+def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None, dtype: Any = None) -> Report:
+    """Analyse a model and return its :class:`~archlint.report.Report`.
+
+    ``target`` is a path to an ``.onnx`` file, an ``onnx.ModelProto``, a torch
+    ``nn.Module``, or a ``package.module:attr`` / ``path/to/file.py:attr`` reference
+    to an ``nn.Module`` instance, class or zero-argument factory. ``input_shape`` is a
+    shape tuple, a list of them, a dict ``{input_name: shape}`` or a spec string
+    (``"1x3x224x224"``); for torch models ``example_inputs`` (a tensor, tuple or dict of
+    tensors) may be given instead, and ``dtype`` sets the dtype of generated inputs.
+    """
+    shapes = from_python(input_shape)
+    graph = _frontend(target, shapes, example_inputs, dtype)
+    try:
+        return build_report(graph)
+    except nx.NetworkXUnfeasible:
+        raise ArchlintError(f"{graph.meta.get('path') or 'model'}: the graph has a cycle") from None
+
+
+def _is_torch_module(obj: Any) -> bool:
+    """Without importing torch: is this an ``nn.Module``?"""
+    return any(c.__module__.startswith("torch.nn") and c.__name__ == "Module" for c in type(obj).__mro__)
+
+
+def _frontend(target: Any, shapes: InputShapes, example_inputs: Any, dtype: Any):  # type: ignore[no-untyped-def]
+    if _is_torch_module(target):
+        from archlint.frontends import torch_frontend
+        return torch_frontend.load_module(target, shapes, example_inputs, dtype)
+    if type(target).__name__ == "ModelProto" and type(target).__module__.startswith("onnx"):
+        from archlint.frontends import onnx_frontend
+        return onnx_frontend.load_proto(target, shapes)
+    if isinstance(target, (str, os.PathLike)):
+        text = os.fspath(target)
+        if text.lower().endswith(PICKLE_SUFFIXES) and ":" not in Path(text).name:
+            raise ArchlintError(
+                f"{text}: pickled PyTorch files are never loaded (unpickling runs arbitrary code); pass the model "
+                f"as a factory instead, e.g. 'archlint mymodels.py:build_model' where build_model() constructs it "
+                f"(and loads the weights itself with torch.load(..., weights_only=True) if it needs them)")
+        if _is_python_target(text):
+            from archlint.frontends import torch_target
+            module = torch_target.resolve(text)
+            from archlint.frontends import torch_frontend
+            graph = torch_frontend.load_module(module, shapes, example_inputs, dtype)
+            graph.meta["path"] = text
+            return graph
+        from archlint.frontends import onnx_frontend
+        return onnx_frontend.load(text, shapes)
+    raise ArchlintError(f"cannot analyse an object of type {type(target).__name__}: pass an ONNX path, an "
+                        f"onnx.ModelProto or a torch nn.Module")
+
+
+def _is_python_target(text: str) -> bool:
+    """``pkg.module:attr`` or ``file.py:attr`` (a Windows drive letter is not a target)."""
+    if ":" not in text:
+        return False
+    head, _, attr = text.rpartition(":")
+    return bool(head) and bool(attr) and attr.replace(".", "").replace("_", "").isalnum() and len(head) > 1

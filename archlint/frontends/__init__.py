@@ -1,0 +1,1 @@
+"""Frontends translate a model into the graph IR. They never compute costs."""

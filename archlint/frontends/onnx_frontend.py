@@ -1,0 +1,424 @@
+"""ONNX -> graph IR. Translation only: no cost is computed here.
+
+The model is loaded without its external weight data (parameter counts come from
+initializer dims), input shapes are fixed from ``--input-shape``, local functions are
+inlined (``dynamo=True`` exports), and onnx's own shape inference with data
+propagation gives the intermediate shapes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from archlint.errors import ArchlintError
+from archlint.input_spec import InputShapes
+from archlint.ir import Layer, ModelGraph
+from archlint.ops.registry import UNKNOWN
+
+STANDARD_DOMAINS = ("", "ai.onnx")
+MAX_CONST_ELEMENTS = 64  # small integer tensors whose values we read (pads, axes, scales)
+
+# ONNX op type -> op kind of the shared vocabulary.
+OP_KINDS: dict[str, str] = {
+    "Conv": "conv", "ConvInteger": "conv", "QLinearConv": "conv",
+    "ConvTranspose": "conv_transpose",
+    "Gemm": "linear", "MatMul": "matmul", "MatMulInteger": "matmul", "Einsum": "einsum", "Attention": "attention",
+    "MaxPool": "pool", "AveragePool": "pool", "LpPool": "pool",
+    "GlobalAveragePool": "global_pool", "GlobalMaxPool": "global_pool", "GlobalLpPool": "global_pool",
+    "BatchNormalization": "norm", "LayerNormalization": "norm", "InstanceNormalization": "norm",
+    "GroupNormalization": "norm", "LpNormalization": "norm", "LRN": "norm", "MeanVarianceNormalization": "norm",
+    "RMSNormalization": "norm",
+    "Softmax": "softmax", "LogSoftmax": "softmax", "Hardmax": "softmax",
+    "Concat": "concat",
+    "Reshape": "reshape", "Flatten": "reshape", "Transpose": "reshape", "Squeeze": "reshape",
+    "Unsqueeze": "reshape", "Expand": "reshape", "Tile": "reshape",
+    "Resize": "resize", "Upsample": "resize",
+    "Pad": "pad", "Slice": "slice", "Split": "split",
+    "Gather": "gather", "GatherElements": "gather", "GatherND": "gather",
+    "DepthToSpace": "depth_to_space", "SpaceToDepth": "space_to_depth",
+    "ReduceMean": "reduce", "ReduceSum": "reduce", "ReduceMax": "reduce", "ReduceMin": "reduce",
+    "ReduceProd": "reduce", "ReduceL1": "reduce", "ReduceL2": "reduce", "ReduceLogSumExp": "reduce",
+    "ReduceSumSquare": "reduce", "ArgMax": "reduce", "ArgMin": "reduce", "CumSum": "reduce",
+    "Shape": "constant", "Size": "constant", "Constant": "constant", "ConstantOfShape": "constant",
+    "Range": "constant", "EyeLike": "constant", "NonZero": "constant",
+    "Identity": "identity", "Dropout": "identity", "Cast": "identity", "CastLike": "identity",
+    "QuantizeLinear": "identity", "DequantizeLinear": "identity",
+}
+ACTIVATIONS = ("Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu",
+               "Gelu", "Softplus", "Softsign", "Mish", "Clip", "ThresholdedRelu", "Swish")
+ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
+               "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Mod", "Sqrt", "Exp", "Log",
+               "Neg", "Abs", "Reciprocal", "Erf", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Atan",
+               "IsNaN", "IsInf", "BitShift")
+OP_KINDS.update({op: "activation" for op in ACTIVATIONS})
+OP_KINDS.update({op: "elementwise" for op in ELEMENTWISE})
+
+# Inputs that are never trainable parameters even when they are float initializers.
+NON_PARAM_SLOTS: dict[str, tuple[int, ...]] = {
+    "BatchNormalization": (3, 4),  # running mean and variance are buffers
+    "Resize": (1, 2, 3), "Upsample": (1,), "Clip": (1, 2), "Pad": (1, 2, 3),
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Range": (0, 1, 2),
+}
+DTYPES = {v: helper.tensor_dtype_to_np_dtype(v).name for v in TensorProto.DataType.values()
+          if v not in (TensorProto.UNDEFINED, TensorProto.STRING)}
+FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
+
+
+def load(path: str | os.PathLike[str], input_shapes: InputShapes | None = None) -> ModelGraph:
+    """Read an ONNX file into a :class:`ModelGraph`; raise :class:`ArchlintError` on bad input."""
+    graph = _load(read_model(path), input_shapes, str(path))
+    graph.meta["path"] = str(path)
+    return graph
+
+
+def load_proto(model: onnx.ModelProto, input_shapes: InputShapes | None = None,
+               label: str = "model") -> ModelGraph:
+    """Translate an in-memory ``ModelProto`` (it is not modified)."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return _load(copy, input_shapes, label)
+
+
+def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) -> ModelGraph:
+    model = _inline(model)
+    _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
+    inferred, note = _infer_shapes(model)
+    graph = _translate(inferred, note)
+    graph.meta.update(format="onnx",
+                      opset=max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=None))
+    return graph
+
+
+def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """Parse the protobuf without loading external data; every failure is a one-line error."""
+    p = Path(path)
+    if not p.exists():
+        raise ArchlintError(f"{path}: no such file")
+    if p.is_dir():
+        raise ArchlintError(f"{path}: is a directory, not an ONNX file")
+    try:
+        model = onnx.load_model(str(p), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ArchlintError(f"{path}: not a readable ONNX model (corrupt or truncated protobuf: {reason})") from None
+    if model.ir_version <= 0 or not model.HasField("graph") or not model.opset_import:
+        raise ArchlintError(f"{path}: not an ONNX model (no IR version, graph or opset; is it the right file?)")
+    if not model.graph.node:
+        raise ArchlintError(f"{path}: the ONNX graph has no nodes")
+    return model
+
+
+def _inline(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Inline model-local functions (``dynamo=True`` exports may nest modules as functions)."""
+    if not model.functions:
+        return model
+    try:
+        from onnx import inliner
+        return inliner.inline_local_functions(model)
+    except Exception as exc:
+        raise ArchlintError(f"cannot inline the model's local functions: {exc}") from None
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Real inputs: graph inputs that are not initializers (old exports list both)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in inits]
+
+
+def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) -> None:
+    """Write the user's shapes into the inputs; fail on a symbolic dim left unresolved.
+
+    Declared intermediate shapes and output shapes are cleared, since they may
+    disagree with an overridden input size; shape inference recomputes them.
+    """
+    inputs = _graph_inputs(model)
+    names = [i.name for i in inputs]
+    unknown = set(shapes.named) - set(names)
+    if unknown:
+        raise ArchlintError(f"--input-shape names {', '.join(sorted(unknown))}, but the model's inputs are "
+                            f"{', '.join(names)}")
+    if len(shapes.positional) > len(inputs):
+        raise ArchlintError(f"--input-shape gives {len(shapes.positional)} shapes but the model has "
+                            f"{len(inputs)} input(s): {', '.join(names)}")
+    changed = bool(shapes)
+    for idx, inp in enumerate(inputs):
+        given = shapes.named.get(inp.name)
+        if given is None and idx < len(shapes.positional):
+            given = shapes.positional[idx]
+        tensor_type = inp.type.tensor_type
+        if given is not None:
+            declared = tensor_type.shape.dim if tensor_type.HasField("shape") else []
+            if declared and len(declared) != len(given):
+                raise ArchlintError(f"--input-shape for input '{inp.name}' has {len(given)} dimensions, "
+                                    f"the model declares {len(declared)} ({_dims_text(declared)})")
+            tensor_type.shape.ClearField("dim")
+            for d in given:
+                tensor_type.shape.dim.add().dim_value = d
+            continue
+        if not tensor_type.HasField("shape"):
+            raise ArchlintError(f"input '{inp.name}' has no declared shape; pass --input-shape "
+                                f"{inp.name}=1x3x224x224 (with its real dimensions)")
+        for pos, d in enumerate(tensor_type.shape.dim):
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                label = f"'{d.dim_param}'" if d.dim_param else "unknown"
+                raise ArchlintError(
+                    f"input '{inp.name}' has a symbolic dimension {label} at position {pos} "
+                    f"(shape {_dims_text(tensor_type.shape.dim)}); pass --input-shape "
+                    f"{inp.name}={'x'.join(str(x.dim_value) if x.dim_value > 0 else '1' for x in tensor_type.shape.dim)}"
+                    f" (with your real sizes)")
+    if changed or any(d.dim_param for vi in model.graph.value_info for d in vi.type.tensor_type.shape.dim):
+        del model.graph.value_info[:]
+        for out in model.graph.output:
+            out.type.tensor_type.ClearField("shape")
+
+
+def _dims_text(dims: Any) -> str:
+    return "[" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims) + "]"
+
+
+def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+    """onnx shape inference with data propagation; on failure keep the declared shapes
+    and let the registry's shape rules fill the gaps."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True), None
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return model, f"onnx shape inference failed ({first[:200]}); shapes filled by archlint's own rules"
+
+
+def _value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str | None]:
+    tt = vi.type.tensor_type
+    dtype = DTYPES.get(tt.elem_type)
+    if not tt.HasField("shape"):
+        return None, dtype
+    dims = []
+    for d in tt.shape.dim:
+        if not d.HasField("dim_value") or d.dim_value < 0:
+            return None, dtype
+        dims.append(d.dim_value)
+    return tuple(dims), dtype
+
+
+def _constant_value(tensor: onnx.TensorProto) -> list[Any] | None:
+    """Values of a small, embedded tensor (pads, axes, scales), as a flat list."""
+    if tensor.data_location == TensorProto.EXTERNAL:
+        return None
+    n = 1
+    for d in tensor.dims:
+        n *= d
+    if n > MAX_CONST_ELEMENTS:
+        return None
+    try:
+        return numpy_helper.to_array(tensor).reshape(-1).tolist()
+    except Exception:
+        return None
+
+
+def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
+    g = model.graph
+    graph = ModelGraph()
+    if note:
+        graph.meta.setdefault("warnings", []).append(note)
+    opset = max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=21)
+
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        shape, dtype = _value_shape(vi)
+        graph.add_tensor(vi.name, shape, dtype)
+    initializers = {}
+    for init in g.initializer:
+        initializers[init.name] = init
+        graph.add_tensor(init.name, tuple(init.dims), DTYPES.get(init.data_type))
+        value = _constant_value(init)
+        if value is not None:
+            graph.constants[init.name] = value
+    for sparse in g.sparse_initializer:
+        graph.add_tensor(sparse.values.name, tuple(sparse.dims), DTYPES.get(sparse.values.data_type))
+        initializers[sparse.values.name] = sparse.values
+
+    graph.inputs = [i.name for i in _graph_inputs(model)]
+    graph.outputs = [o.name for o in g.output]
+
+    for index, node in enumerate(g.node):
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    value = _constant_value(attr.t)
+                    if value is not None:
+                        graph.constants[node.output[0]] = value
+                    graph.add_tensor(node.output[0], tuple(attr.t.dims), DTYPES.get(attr.t.data_type))
+        standard = node.domain in STANDARD_DOMAINS
+        kind = OP_KINDS.get(node.op_type, UNKNOWN) if standard else UNKNOWN
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        op = node.op_type if standard else f"{node.domain}.{node.op_type}"
+        inputs = [t for t in node.input]
+        weights = _param_inputs(node, initializers)
+        layer = Layer(name=node.name or f"{node.op_type}_{index}", op=op, kind=kind, inputs=inputs,
+                      outputs=[t for t in node.output if t], attrs=attrs, weights=weights,
+                      module=_module_name(node))
+        if kind != UNKNOWN:
+            layer.attrs = _normalise(node.op_type, attrs, inputs, graph, opset)
+            if node.op_type == "MatMul" and len(inputs) > 1 and inputs[1] in weights:
+                layer.kind = "linear"
+        graph.add_layer(layer)
+        graph.params.update(weights)
+        for t in layer.outputs:
+            graph.add_tensor(t)
+        for t in inputs:
+            if t:
+                graph.add_tensor(t)
+        ignore = [p.value for p in node.metadata_props if p.key == "archlint.ignore"]
+        if ignore:
+            layer.attrs["archlint.ignore"] = ignore[0]
+    graph.connect()
+    return graph
+
+
+def _param_inputs(node: onnx.NodeProto, initializers: dict[str, onnx.TensorProto]) -> list[str]:
+    """Float initializers read in a data slot: trainable parameters.
+
+    Scalars are left out (scaling constants such as ``1/sqrt(d)`` are not parameters),
+    and so are slots that hold buffers or shape data (BatchNorm's running statistics,
+    Resize scales, Pad values).
+    """
+    skip = NON_PARAM_SLOTS.get(node.op_type, ())
+    out = []
+    for slot, name in enumerate(node.input):
+        init = initializers.get(name)
+        if init is None or slot in skip or init.data_type not in FLOAT_TYPES:
+            continue
+        numel = 1
+        for d in init.dims:
+            numel *= d
+        weight_slot = node.op_type in ("Conv", "ConvTranspose", "Gemm", "BatchNormalization",
+                                       "LayerNormalization", "InstanceNormalization", "GroupNormalization", "PRelu")
+        if numel > 1 or (weight_slot and slot > 0):
+            out.append(name)
+    return out
+
+
+def _module_name(node: onnx.NodeProto) -> str | None:
+    """The PyTorch module path a node came from, when the exporter recorded it.
+
+    TorchScript exports name nodes ``/layer1/layer1.0/conv1/Conv``; the components are
+    partial qualified names, joined here into ``layer1.0.conv1``. ``dynamo=True``
+    exports record ``pkg.torch.onnx.name_scopes`` in the node's metadata.
+    """
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            scopes = [s.strip(" '\"") for s in prop.value.strip("[]").split(",")]
+            scopes = [s for s in scopes if s]
+            return _join_scopes(scopes) if scopes else None
+    name = node.name
+    if not name.startswith("/") or name.count("/") < 2:
+        return None
+    return _join_scopes(name.strip("/").split("/")[:-1]) or None
+
+
+def _join_scopes(parts: list[str]) -> str:
+    qualified = ""
+    for part in parts:
+        if not qualified or part.startswith(qualified + "."):
+            qualified = part
+        elif part != qualified:
+            qualified = f"{qualified}.{part}"
+    return qualified
+
+
+def _ints(graph: ModelGraph, name: str | None) -> list[Any] | None:
+    if not name:
+        return None
+    return graph.constants.get(name)
+
+
+def _normalise(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+               opset: int) -> dict[str, Any]:
+    """Translate ONNX attributes into the registry's normalised attributes."""
+    out: dict[str, Any] = {"onnx_attrs": attrs}
+
+    def s(v: Any) -> Any:
+        return v.decode() if isinstance(v, bytes) else v
+
+    if op_type in ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv"):
+        wname = inputs[3] if op_type == "QLinearConv" else (inputs[1] if len(inputs) > 1 else None)
+        wshape = graph.shape(wname) if wname else None
+        kernel = list(attrs.get("kernel_shape") or (wshape[2:] if wshape else []))
+        n = len(kernel)
+        out.update(kernel=kernel, stride=list(attrs.get("strides") or [1] * n),
+                   dilation=list(attrs.get("dilations") or [1] * n),
+                   pads=list(attrs.get("pads") or [0] * (2 * n)), auto_pad=s(attrs.get("auto_pad", "NOTSET")),
+                   groups=attrs.get("group", 1), ceil_mode=bool(attrs.get("ceil_mode", 0)))
+        if op_type == "ConvTranspose":
+            out["output_padding"] = list(attrs.get("output_padding") or [0] * n)
+            if "output_shape" in attrs:
+                out["output_shape"] = list(attrs["output_shape"])
+        if op_type in ("MaxPool", "AveragePool", "LpPool"):
+            out["mode"] = {"MaxPool": "max", "AveragePool": "avg", "LpPool": "lp"}[op_type]
+            out["count_include_pad"] = bool(attrs.get("count_include_pad", 0))
+    elif op_type == "Gemm":
+        out.update(trans_a=bool(attrs.get("transA", 0)), trans_b=bool(attrs.get("transB", 0)))
+    elif op_type == "Einsum":
+        out["equation"] = s(attrs.get("equation"))
+    elif op_type in ("Softmax", "LogSoftmax", "Hardmax"):
+        out["axis"] = attrs.get("axis", -1 if opset >= 13 else 1)
+    elif op_type in ("Concat", "Gather", "GatherElements", "Split"):
+        out["axis"] = attrs.get("axis", 0)
+    elif op_type == "Transpose":
+        if "perm" in attrs:
+            out["perm"] = list(attrs["perm"])
+    elif op_type in ("Resize", "Upsample"):
+        mode = s(attrs.get("mode", "nearest"))
+        out["mode"] = {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+        out["coordinate_transformation_mode"] = s(attrs.get("coordinate_transformation_mode", "half_pixel"))
+    elif op_type == "Pad":
+        pads = attrs.get("pads") or attrs.get("paddings") or _ints(graph, inputs[1] if len(inputs) > 1 else None)
+        axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
+        if pads is not None and axes is not None:
+            rank = len(graph.shape(inputs[0]) or ())
+            if rank:
+                full = [0] * (2 * rank)
+                for i, a in enumerate(axes):
+                    full[a % rank] = pads[i]
+                    full[rank + a % rank] = pads[len(axes) + i]
+                pads = full
+        out["pads"] = list(pads) if pads is not None else None
+        out["mode"] = s(attrs.get("mode", "constant"))
+    elif op_type == "Slice":
+        if opset < 10 or "starts" in attrs:
+            starts, ends, axes, steps = attrs.get("starts"), attrs.get("ends"), attrs.get("axes"), None
+        else:
+            starts = _ints(graph, inputs[1] if len(inputs) > 1 else None)
+            ends = _ints(graph, inputs[2] if len(inputs) > 2 else None)
+            axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
+            steps = _ints(graph, inputs[4] if len(inputs) > 4 else None)
+        if starts is not None:
+            rank = len(graph.shape(inputs[0]) or ()) or len(starts)
+            axes = list(axes) if axes is not None else list(range(len(starts)))
+            steps = list(steps) if steps is not None else [1] * len(starts)
+            size = graph.shape(inputs[0])
+            st = {}
+            for a, b, step in zip(axes, starts, steps):
+                a %= rank
+                if size is not None:
+                    b = max(min(b, size[a]), -size[a])
+                st[a] = b
+            out["starts"] = st
+            out["steps"] = {a % rank: step for a, step in zip(axes, steps)}
+    elif op_type in ("DepthToSpace", "SpaceToDepth"):
+        out["blocksize"] = attrs.get("blocksize")
+        out["mode"] = s(attrs.get("mode", "DCR"))
+    elif op_type.startswith("Reduce") or op_type in ("ArgMax", "ArgMin"):
+        axes = attrs.get("axes")
+        if axes is None and len(inputs) > 1:
+            axes = _ints(graph, inputs[1])
+        if op_type in ("ArgMax", "ArgMin"):
+            axes = [attrs.get("axis", 0)]
+        if axes is None and attrs.get("noop_with_empty_axes", 0):
+            axes = []
+        out["axes"] = list(axes) if axes is not None else None
+        out["keepdims"] = bool(attrs.get("keepdims", 1))
+    return out

@@ -1,0 +1,585 @@
+"""PyTorch nn.Module -> graph IR, without running real arithmetic.
+
+1. Trace: ``torch.fx`` symbolic tracing, with the modules archlint knows as leaves so
+   layers keep their module names (``layer1.0.conv1``); when fx cannot trace
+   (data-dependent control flow, unsupported Python) fall back to ``torch.export``
+   (non-strict) and attribute aten ops to modules through ``nn_module_stack``.
+2. Shapes: the traced graph runs under ``FakeTensorMode`` (fx) or comes with fake
+   values (export), so no weight memory is touched; meta-device models work.
+3. Translate each node with :mod:`archlint.frontends.torch_ops`. Costs are left to
+   the analyses.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import operator
+import os
+import re
+import textwrap
+import warnings
+from functools import lru_cache
+from typing import Any, Iterable
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from archlint.errors import ArchlintError
+from archlint.frontends.torch_ops import OP_HANDLERS, module_entry, op_name
+from archlint.input_spec import InputShapes
+from archlint.ir import Layer, ModelGraph
+from archlint.ops.registry import UNKNOWN
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64}
+
+
+def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = None, dtype: Any = None) -> ModelGraph:
+    """Trace ``module`` and translate it; raise :class:`ArchlintError` on bad input."""
+    torch_dtype = _dtype(dtype)
+    device = _device(module)
+    if example_inputs is None and not shapes:
+        raise ArchlintError(f"{type(module).__name__}: an input shape is needed for a PyTorch model; pass "
+                            f"--input-shape 1x3x224x224 (API: input_shape=(1, 3, 224, 224) or example_inputs=...)")
+    if shapes.named:
+        names = list(inspect.signature(module.forward).parameters)
+        unknown = set(shapes.named) - set(names)
+        if unknown:
+            raise ArchlintError(f"--input-shape names {', '.join(sorted(unknown))}, but forward() takes "
+                                f"{', '.join(names)}")
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    was_training = module.training
+    module.eval()
+    try:
+        args, kwargs = _make_inputs(shapes, example_inputs, torch_dtype, device, fake_mode)
+        graph = _trace_fx(module, args, kwargs, fake_mode)
+        if graph is None:
+            graph = _trace_export(module, shapes, example_inputs, torch_dtype, device)
+    finally:
+        module.train(was_training)
+    graph.meta.setdefault("format", "torch")
+    graph.meta["class"] = f"{type(module).__module__}.{type(module).__qualname__}"
+    return graph
+
+
+def _dtype(dtype: Any) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if str(dtype) in DTYPES:
+        return DTYPES[str(dtype)]
+    raise ArchlintError(f"unknown dtype {dtype!r}: use one of {', '.join(sorted(DTYPES))}")
+
+
+def _device(module: nn.Module) -> torch.device:
+    for t in list(module.parameters()) + list(module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _make_inputs(shapes: InputShapes, example_inputs: Any, dtype: torch.dtype, device: torch.device,
+                 mode: Any) -> tuple[list[Any], dict[str, Any]]:
+    """Fake input tensors: from shapes, or by converting the given example inputs."""
+    if example_inputs is not None:
+        def fake(v: Any) -> Any:
+            return mode.from_tensor(v) if isinstance(v, torch.Tensor) else v
+        if isinstance(example_inputs, torch.Tensor):
+            return [fake(example_inputs)], {}
+        if isinstance(example_inputs, dict):
+            return [], {k: fake(v) for k, v in example_inputs.items()}
+        return [fake(v) for v in example_inputs], {}
+    with mode:
+        args = [torch.empty(s, dtype=dtype, device=device) for s in shapes.positional]
+        kwargs = {k: torch.empty(s, dtype=dtype, device=device) for k, s in shapes.named.items()}
+    return args, kwargs
+
+
+# ------------------------------------------------------------------ fx path
+class _Tracer(fx.Tracer):
+    """Leaves are the torch.nn modules archlint translates as one layer; everything else
+    (user modules, Sequential, modules we have no entry for) is traced through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if not type(m).__module__.startswith(("torch.nn", "torch.ao.nn")) or isinstance(m, nn.Sequential):
+            return False
+        return module_entry(m, None) is not None
+
+
+def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any], mode: Any) -> ModelGraph | None:
+    try:
+        tracer = _Tracer()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = tracer.trace(module, concrete_args=None)
+        gm = fx.GraphModule(tracer.root, graph)
+    except Exception as exc:
+        _FX_FAILURE[id(module)] = _one_line(exc)
+        return None
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    inputs = _bind_inputs(module, placeholders, args, kwargs)
+    try:
+        with mode, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _Recorder(gm).run(*inputs)
+    except _LayerFailure as exc:
+        raise ArchlintError(str(exc)) from None
+    except Exception as exc:
+        raise ArchlintError(f"the model rejected the input: {_one_line(exc)}") from None
+    graph_ir = _FxTranslator(module, gm).translate()
+    graph_ir.meta["tracer"] = "torch.fx"
+    return graph_ir
+
+
+_FX_FAILURE: dict[int, str] = {}
+
+
+def _bind_inputs(module: nn.Module, placeholders: list[fx.Node], args: list[Any], kwargs: dict[str, Any]) -> list[Any]:
+    values: list[Any] = []
+    for i, node in enumerate(placeholders):
+        name = node.target
+        if i < len(args):
+            values.append(args[i])
+        elif name in kwargs:
+            values.append(kwargs[name])
+        elif node.args:
+            values.append(node.args[0])  # default value
+        else:
+            raise ArchlintError(f"forward() argument '{name}' has no input shape; pass one --input-shape per input "
+                                f"(or name={'x'.join(['1', '3', '224', '224'])})")
+    return values
+
+
+class _LayerFailure(Exception):
+    pass
+
+
+class _Recorder(fx.Interpreter):
+    """Runs the graph on fake tensors and keeps each node's fake result in ``node.meta``."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            result = super().run_node(n)
+        except Exception as exc:
+            if n.op in ("placeholder", "output"):
+                raise
+            shapes = [tuple(a.shape) for a in self._tensor_args(n)]
+            where = n.target if n.op == "call_module" else op_name(n.target)
+            raise _LayerFailure(f"layer '{_display_name(n)}' ({where}) failed on input shape(s) "
+                                f"{', '.join(str(list(s)) for s in shapes) or 'none'}: {_one_line(exc)}") from None
+        n.meta["archlint_val"] = result
+        return result
+
+    def _tensor_args(self, n: fx.Node) -> list[torch.Tensor]:
+        out = []
+        for a in n.all_input_nodes:
+            v = self.env.get(a)
+            if isinstance(v, torch.Tensor):
+                out.append(v)
+        return out
+
+
+def _display_name(n: fx.Node) -> str:
+    if n.op == "call_module":
+        return str(n.target)
+    stack = n.meta.get("nn_module_stack") or {}
+    prefix = _innermost_module(stack)
+    return f"{prefix}.{op_name(n.target)}" if prefix else op_name(n.target)
+
+
+def _innermost_module(stack: Any) -> str:
+    if not stack:
+        return ""
+    last = list(stack.values())[-1]
+    return last[0] if isinstance(last, tuple) else str(last)
+
+
+class _Translator:
+    """Shared translation of fx-style graphs (fx symbolic trace or torch.export)."""
+
+    def __init__(self, root: nn.Module) -> None:
+        self.root = root
+        self.graph = ModelGraph()
+        self.alias: dict[str, list[str]] = {}  # fx node name -> tensor names it stands for
+        self.canonical = _canonical_params(root)
+
+    def tensor_names(self, node: Any) -> list[str]:
+        if isinstance(node, fx.Node):
+            return self.alias.get(node.name, [])
+        return []
+
+    def add_tensor_from_value(self, name: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            self.graph.add_tensor(name, tuple(int(d) for d in value.shape), str(value.dtype).replace("torch.", ""))
+
+    def define_outputs(self, node: fx.Node, value: Any) -> list[str]:
+        """Tensors produced by a node: one, or one per element of a tuple result."""
+        if isinstance(value, torch.Tensor):
+            names = [node.name]
+            self.add_tensor_from_value(node.name, value)
+        elif isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) or v is None
+                                                                 for v in value):
+            names = []
+            for i, v in enumerate(value):
+                name = f"{node.name}.{i}"
+                names.append(name)
+                self.add_tensor_from_value(name, v)
+        else:
+            names = []
+        self.alias[node.name] = names
+        return names
+
+    def tensor_inputs(self, args: Iterable[Any]) -> list[str]:
+        out: list[str] = []
+        for a in args:
+            if isinstance(a, fx.Node):
+                out.extend(self.alias.get(a.name, [])[:1] if len(self.alias.get(a.name, [])) > 1
+                           else self.alias.get(a.name, []))
+            elif isinstance(a, (list, tuple)):
+                out.extend(self.tensor_inputs(a))
+        return out
+
+    def shapes_of(self, value: Any) -> Any:
+        """Arguments with fx nodes replaced by their tensor shapes (or values for scalars)."""
+        if isinstance(value, fx.Node):
+            v = value.meta.get("archlint_val", value.meta.get("val"))
+            if isinstance(v, torch.Tensor):
+                return tuple(int(d) for d in v.shape)
+            return v
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.shapes_of(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.shapes_of(v) for k, v in value.items()}
+        return value
+
+    def function_layer(self, node: fx.Node, value: Any, module_path: str, source: tuple[str, int] | None) -> None:
+        outputs = self.define_outputs(node, value)
+        if not outputs:
+            return
+        name = op_name(node.target)
+        if name == "getitem" and node.args and isinstance(node.args[0], fx.Node) and \
+                len(self.alias.get(node.args[0].name, [])) > 1 and isinstance(node.args[1], int):
+            # selecting one result of a multi-output op: an alias, not a layer
+            self.alias[node.name] = [self.alias[node.args[0].name][node.args[1]]]
+            return
+        args = [self.shapes_of(a) for a in node.args]
+        kwargs = {k: self.shapes_of(v) for k, v in node.kwargs.items()}
+        tensor_args = list(node.args) + list(node.kwargs.values())
+        inputs = self.tensor_inputs(tensor_args)
+        handler = OP_HANDLERS.get(name)
+        attrs: dict[str, Any] = {}
+        kind = UNKNOWN
+        if name == "getitem":
+            kind, attrs = _getitem(args)
+        elif handler is not None:
+            try:
+                result = handler(args, kwargs)
+            except Exception:
+                result = (UNKNOWN, {})
+            kind, attrs = result[0], result[1]
+            if len(result) > 2:
+                inputs = [inputs[i] for i in result[2] if i < len(inputs)]
+        if name in ("max", "min") and len(inputs) > 1:
+            kind, attrs = "elementwise", {}
+        display = _pretty_op(node)
+        layer = Layer(name=f"{module_path}.{name}" if module_path else name, op=display, kind=kind, inputs=inputs,
+                      outputs=outputs, attrs=attrs, weights=[t for t in inputs if t in self.graph.params],
+                      module=module_path or None, source=source)
+        self.graph.add_layer(layer)
+
+    def module_layer(self, node: fx.Node, mod: nn.Module, value: Any, source: tuple[str, int] | None) -> None:
+        outputs = self.define_outputs(node, value)
+        data_inputs = self.tensor_inputs(list(node.args) + list(node.kwargs.values()))
+        in_shape = self.graph.shape(data_inputs[0]) if data_inputs else None
+        entry = module_entry(mod, len(in_shape) if in_shape else None)
+        kind, attrs, param_attrs = entry if entry else (UNKNOWN, {}, [])
+        weights: list[str] = []
+        inputs = list(data_inputs[:3] if kind == "multihead_attention" else data_inputs[:1] if kind in (
+            "conv", "conv_transpose", "linear", "norm", "activation") else data_inputs)
+        if kind in ("multihead_attention",) and len(inputs) == 1:
+            inputs = inputs * 3
+        for attr in param_attrs:
+            p = getattr(mod, attr, None) if "." not in attr else mod.get_parameter(attr)
+            if isinstance(p, torch.Tensor):
+                tname = self.param_name(p, f"{node.target}.{attr}")
+                weights.append(tname)
+                if kind in ("conv", "conv_transpose", "linear"):
+                    inputs.append(tname)
+        for pname, p in mod.named_parameters():
+            tname = self.param_name(p, f"{node.target}.{pname}")
+            if tname not in weights:
+                weights.append(tname)
+        if kind == "adaptive_pool" or kind == "global_pool":
+            attrs = dict(attrs)
+        layer = Layer(name=str(node.target), op=f"nn.{type(mod).__name__}" if type(mod).__module__.startswith(
+            "torch.nn") else type(mod).__qualname__, kind=kind, inputs=inputs, outputs=outputs, attrs=attrs,
+            weights=weights, module=str(node.target), source=source)
+        self.graph.add_layer(layer)
+
+    def param_name(self, p: torch.Tensor, fallback: str) -> str:
+        """The canonical name of a parameter (the first name it has in the model), so a
+        parameter shared by two modules is one tensor."""
+        name = self.canonical.get(id(p), fallback)
+        if name not in self.graph.tensors:
+            self.graph.add_tensor(name, tuple(int(d) for d in p.shape), str(p.dtype).replace("torch.", ""))
+        if isinstance(p, nn.Parameter) or id(p) in self.canonical:
+            self.graph.params.add(name)
+        return name
+
+
+class _FxTranslator(_Translator):
+    def __init__(self, root: nn.Module, gm: fx.GraphModule) -> None:
+        super().__init__(root)
+        self.gm = gm
+
+    def translate(self) -> ModelGraph:
+        g = self.graph
+        for node in self.gm.graph.nodes:
+            value = node.meta.get("archlint_val")
+            if node.op == "placeholder":
+                names = self.define_outputs(node, value)
+                g.inputs.extend(names)
+            elif node.op == "get_attr":
+                obj = _fetch_attr(self.root, node.target)
+                if isinstance(obj, torch.Tensor):
+                    if id(obj) in self.canonical:
+                        self.alias[node.name] = [self.param_name(obj, str(node.target))]
+                    else:
+                        self.alias[node.name] = [str(node.target)]
+                        g.add_tensor(str(node.target), tuple(obj.shape), str(obj.dtype).replace("torch.", ""))
+                        g.constants[str(node.target)] = None
+            elif node.op == "call_module":
+                mod = self.root.get_submodule(str(node.target))
+                self.module_layer(node, mod, value, _module_source(self.root, str(node.target)) or
+                                  _call_site(node))
+            elif node.op in ("call_function", "call_method"):
+                module_path = _innermost_module(node.meta.get("nn_module_stack"))
+                self.function_layer(node, value, module_path, _call_site(node))
+            elif node.op == "output":
+                g.outputs.extend(self.tensor_inputs([node.args[0]]))
+        g.connect()
+        return g
+
+
+# ------------------------------------------------------------------ torch.export path
+def _trace_export(module: nn.Module, shapes: InputShapes, example_inputs: Any, dtype: torch.dtype,
+                  device: torch.device) -> ModelGraph:
+    reason = _FX_FAILURE.pop(id(module), "unknown")
+    args, kwargs = _export_inputs(module, shapes, example_inputs, dtype, device)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ep = torch.export.export(module, tuple(args), kwargs=kwargs, strict=False)
+    except Exception as exc:
+        raise ArchlintError(f"cannot trace {type(module).__name__}: torch.fx failed ({reason}) and torch.export "
+                            f"failed ({_one_line(exc)})") from None
+    graph = _ExportTranslator(module, ep).translate()
+    graph.meta["tracer"] = "torch.export"
+    graph.meta["tracer_fallback_reason"] = f"torch.fx could not trace: {reason}"
+    return graph
+
+
+def _export_inputs(module: nn.Module, shapes: InputShapes, example_inputs: Any, dtype: torch.dtype,
+                   device: torch.device) -> tuple[list[Any], dict[str, Any]]:
+    """torch.export fakes its inputs itself; meta tensors keep it from allocating anything."""
+    def meta(v: Any) -> Any:
+        return torch.empty(v.shape, dtype=v.dtype, device="meta") if isinstance(v, torch.Tensor) and \
+            device.type == "meta" else v
+    if example_inputs is not None:
+        if isinstance(example_inputs, torch.Tensor):
+            return [meta(example_inputs)], {}
+        if isinstance(example_inputs, dict):
+            return [], {k: meta(v) for k, v in example_inputs.items()}
+        return [meta(v) for v in example_inputs], {}
+    dev = device if device.type == "meta" else torch.device("meta")
+    args = [torch.empty(s, dtype=dtype, device=dev) for s in shapes.positional]
+    kwargs = {k: torch.empty(s, dtype=dtype, device=dev) for k, s in shapes.named.items()}
+    if device.type != "meta":
+        args = [torch.zeros(s, dtype=dtype, device=device) for s in shapes.positional]
+        kwargs = {k: torch.zeros(s, dtype=dtype, device=device) for k, s in shapes.named.items()}
+    return args, kwargs
+
+
+class _ExportTranslator(_Translator):
+    def __init__(self, root: nn.Module, ep: Any) -> None:
+        super().__init__(root)
+        self.ep = ep
+
+    def translate(self) -> ModelGraph:
+        g = self.graph
+        sig = self.ep.graph_signature
+        to_param = dict(getattr(sig, "inputs_to_parameters", {}))
+        to_buffer = dict(getattr(sig, "inputs_to_buffers", {}))
+        to_const = dict(getattr(sig, "inputs_to_lifted_tensor_constants", {}))
+        user_inputs = set(getattr(sig, "user_inputs", []))
+        for node in self.ep.graph.nodes:
+            value = node.meta.get("val")
+            if node.op == "placeholder":
+                if node.name in to_param:
+                    fqn = to_param[node.name]
+                    p = self.ep.state_dict.get(fqn)
+                    if p is None:
+                        p = self.root.get_parameter(fqn)
+                    self.alias[node.name] = [self.param_name(p, fqn)]
+                    g.params.add(self.alias[node.name][0])
+                elif node.name in to_buffer or node.name in to_const:
+                    fqn = to_buffer.get(node.name) or to_const[node.name]
+                    self.alias[node.name] = [fqn]
+                    self.add_tensor_from_value(fqn, value)
+                    g.constants[fqn] = None
+                else:
+                    names = self.define_outputs(node, value)
+                    if node.name in user_inputs or not user_inputs:
+                        g.inputs.extend(names)
+            elif node.op == "call_function":
+                stack = node.meta.get("nn_module_stack") or {}
+                module_path = _innermost_module(stack)
+                self.function_layer(node, value, module_path, _call_site(node))
+            elif node.op == "output":
+                outs = node.args[0]
+                n_user = len(getattr(sig, "user_outputs", outs))
+                g.outputs.extend(self.tensor_inputs(list(outs)[:n_user] if isinstance(outs, (list, tuple))
+                                                    else [outs]))
+        g.connect()
+        return g
+
+
+# ------------------------------------------------------------------ helpers
+def _getitem(args: list[Any]) -> tuple[str, dict[str, Any]]:
+    """``x[...]`` on a tensor: slices become a slice layer with starts/steps per axis;
+    integer or tensor indices pick positions (gather)."""
+    index = args[1] if len(args) > 1 else None
+    index = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(i, (tuple, list)) or (i is not None and not isinstance(i, (slice, int, type(Ellipsis))))
+           for i in index):
+        return "gather", {"axis": 0}
+    rank = len(args[0]) if isinstance(args[0], tuple) else 0
+    starts, steps = {}, {}
+    axis = 0
+    picked = None
+    for pos, i in enumerate(index):
+        if i is Ellipsis:
+            axis = rank - (len(index) - pos - 1)
+            continue
+        if i is None:
+            continue
+        if isinstance(i, int):
+            picked = axis if picked is None else picked
+        elif isinstance(i, slice):
+            starts[axis] = i.start or 0
+            steps[axis] = i.step or 1
+        axis += 1
+    if picked is not None:
+        return "gather", {"axis": picked}
+    return "slice", {"starts": starts, "steps": steps}
+
+
+def _pretty_op(node: fx.Node) -> str:
+    t = node.target
+    if node.op == "call_method":
+        return f"Tensor.{t}"
+    if isinstance(t, str):
+        return t
+    mod = getattr(t, "__module__", "") or ""
+    name = getattr(t, "__name__", str(t))
+    if hasattr(t, "_opname") or "OpOverload" in type(t).__name__:
+        return f"aten.{op_name(t)}"
+    if mod.startswith("torch.nn.functional"):
+        return f"F.{name}"
+    if mod == "_operator" or t in vars(operator).values():
+        return f"operator.{name}"
+    return f"torch.{name}" if mod.startswith("torch") or mod == "" else f"{mod}.{name}"
+
+
+def _fetch_attr(root: nn.Module, target: str) -> Any:
+    obj: Any = root
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _canonical_params(root: nn.Module) -> dict[int, str]:
+    """id(parameter) -> its first qualified name (a tied parameter is one entry)."""
+    out: dict[int, str] = {}
+    for name, p in root.named_parameters(remove_duplicate=False):
+        out.setdefault(id(p), name)
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:300]
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _is_library(path: str) -> bool:
+    norm = path.replace("\\", "/")
+    return "/torch/" in norm or "/site-packages/" in norm or "/dist-packages/" in norm or \
+        "/archlint/" in norm or norm.startswith("<")
+
+
+def _relative(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _call_site(node: fx.Node) -> tuple[str, int] | None:
+    """The innermost frame of the user's code in the node's recorded stack trace."""
+    trace = node.stack_trace or node.meta.get("stack_trace")
+    if not trace:
+        return None
+    frames = [(f, int(line)) for f, line in _FRAME.findall(trace) if not _is_library(f)]
+    if not frames:
+        return None
+    path, line = frames[-1]
+    return _relative(path), line
+
+
+def _module_source(root: nn.Module, qualname: str) -> tuple[str, int] | None:
+    """Where a module was constructed: the ``self.<attr> = ...`` line in the ``__init__``
+    of the nearest enclosing user-defined (non-torch) module class."""
+    parts = qualname.split(".")
+    for cut in range(len(parts) - 1, -1, -1):
+        parent = root.get_submodule(".".join(parts[:cut])) if cut else root
+        if type(parent).__module__.startswith("torch."):
+            continue
+        return _assignment_line(type(parent), parts[cut])
+    return None
+
+
+@lru_cache(maxsize=512)
+def _assignment_line(cls: type, attr: str) -> tuple[str, int] | None:
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("torch") or klass is object:
+            break
+        try:
+            lines, start = inspect.getsourcelines(klass)
+            path = inspect.getsourcefile(klass)
+        except (OSError, TypeError):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent("".join(lines)))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AnnAssign, ast.AugAssign)) else []
+            for t in targets:
+                if isinstance(t, ast.Attribute) and t.attr == attr and isinstance(t.value, ast.Name) and \
+                        t.value.id == "self" and path:
+                    return _relative(path), start + node.lineno - 1
+    return None

@@ -1,0 +1,83 @@
+"""Parsing ``--input-shape`` specs: ``1x3x224x224``, ``1,3,224,224`` or ``name=1x3x224x224``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from archlint.errors import ArchlintError
+
+_SPEC = re.compile(r"^\s*(?:(?P<name>[^=\s]+)\s*=)?\s*(?P<dims>\d+(?:\s*[x,]\s*\d+)*)\s*$")
+MAX_DIM = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class InputShapes:
+    """Shapes the user gave: by input name, and positionally for unnamed specs."""
+
+    named: Mapping[str, tuple[int, ...]]
+    positional: Sequence[tuple[int, ...]]
+
+    def __bool__(self) -> bool:
+        return bool(self.named) or bool(self.positional)
+
+
+def parse_one(spec: str) -> tuple[str | None, tuple[int, ...]]:
+    """Parse one spec; raise :class:`ArchlintError` naming the problem."""
+    match = _SPEC.match(spec)
+    if not match:
+        raise ArchlintError(
+            f"malformed --input-shape {spec!r}: expected dimensions such as 1x3x224x224, 1,3,224,224 "
+            f"or name=1x3x224x224")
+    dims = tuple(int(d) for d in re.split(r"\s*[x,]\s*", match.group("dims")))
+    if any(d <= 0 or d > MAX_DIM for d in dims):
+        raise ArchlintError(f"malformed --input-shape {spec!r}: every dimension must be between 1 and {MAX_DIM}")
+    return match.group("name"), dims
+
+
+def parse(specs: Iterable[str] | str | None) -> InputShapes:
+    """Parse specs; several may be given, or separated by ``;`` in one string."""
+    if specs is None:
+        return InputShapes({}, [])
+    if isinstance(specs, str):
+        specs = [specs]
+    named: dict[str, tuple[int, ...]] = {}
+    positional: list[tuple[int, ...]] = []
+    for chunk in specs:
+        for spec in chunk.split(";"):
+            if not spec.strip():
+                continue
+            name, dims = parse_one(spec)
+            if name is None:
+                positional.append(dims)
+            else:
+                named[name] = dims
+    return InputShapes(named, positional)
+
+
+def from_python(shape: object) -> InputShapes:
+    """Accept the API's forms: ``(1, 3, 224, 224)``, ``[(1, 3, 8, 8), (1, 4)]``,
+    ``{"x": (1, 3, 8, 8)}``, or a spec string."""
+    if shape is None:
+        return InputShapes({}, [])
+    if isinstance(shape, (str, InputShapes)):
+        return shape if isinstance(shape, InputShapes) else parse(shape)
+    if isinstance(shape, Mapping):
+        return InputShapes({k: _dims(v) for k, v in shape.items()}, [])
+    seq = list(shape)  # type: ignore[call-overload]
+    if seq and all(isinstance(d, int) for d in seq):
+        return InputShapes({}, [_dims(seq)])
+    return InputShapes({}, [_dims(s) for s in seq])
+
+
+def _dims(value: object) -> tuple[int, ...]:
+    if isinstance(value, str):
+        return parse_one(value)[1]
+    try:
+        dims = tuple(int(d) for d in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ArchlintError(f"malformed input shape {value!r}: expected a sequence of positive integers") from None
+    if not dims or any(d <= 0 or d > MAX_DIM for d in dims):
+        raise ArchlintError(f"malformed input shape {value!r}: expected a sequence of positive integers")
+    return dims

@@ -1,0 +1,127 @@
+"""The graph IR shared by every frontend and analysis.
+
+A model is a :class:`ModelGraph`: a networkx ``DiGraph`` whose nodes are layers
+(ops) and whose edges are the tensors passed between them. Frontends (ONNX, torch)
+only translate into this form; analyses only read it. The op vocabulary
+(``Layer.kind``) is defined by :mod:`archlint.ops.registry`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class TensorInfo:
+    """A tensor's static description: its shape (``None`` when unknown) and dtype name."""
+
+    name: str
+    shape: Shape | None = None
+    dtype: str | None = None
+
+    @property
+    def numel(self) -> int | None:
+        return None if self.shape is None else math.prod(self.shape)
+
+
+@dataclass
+class Layer:
+    """One op of the model.
+
+    ``op`` is the source's own name for it (``Conv``, ``nn.Conv2d``, ``F.interpolate``);
+    ``kind`` is the shared vocabulary entry. ``inputs`` lists every tensor the op reads,
+    weights included, in the order the registry's formulas expect (data first, then
+    weight, then bias). ``weights`` names the inputs that are trainable parameters.
+    """
+
+    name: str
+    op: str
+    kind: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    weights: list[str] = field(default_factory=list)
+    module: str | None = None
+    source: tuple[str, int] | None = None
+
+
+class ModelGraph:
+    """A model as a DAG of :class:`Layer` nodes with tensor metadata.
+
+    ``tensors`` holds every tensor (activations, weights, constants);
+    ``params`` names the tensors that are trainable parameters, so that a tensor
+    shared by several layers is one entry and counts once.
+    """
+
+    def __init__(self) -> None:
+        self.g = nx.DiGraph()
+        self.tensors: dict[str, TensorInfo] = {}
+        self.params: set[str] = set()
+        self.constants: dict[str, Any] = {}
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.producer: dict[str, str] = {}
+        self.meta: dict[str, Any] = {}
+
+    def add_tensor(self, name: str, shape: Shape | None = None, dtype: str | None = None) -> TensorInfo:
+        info = self.tensors.get(name)
+        if info is None:
+            info = self.tensors[name] = TensorInfo(name, shape, dtype)
+        else:
+            if shape is not None and info.shape is None:
+                info.shape = shape
+            if dtype is not None and info.dtype is None:
+                info.dtype = dtype
+        return info
+
+    def unique_name(self, base: str) -> str:
+        if base not in self.g:
+            return base
+        i = 1
+        while f"{base}_{i}" in self.g:
+            i += 1
+        return f"{base}_{i}"
+
+    def add_layer(self, layer: Layer) -> Layer:
+        layer.name = self.unique_name(layer.name)
+        self.g.add_node(layer.name, layer=layer)
+        for t in layer.outputs:
+            self.producer[t] = layer.name
+        return layer
+
+    def connect(self) -> None:
+        """Create one edge per (producer, consumer) pair, carrying the tensor names."""
+        for name, data in self.g.nodes(data=True):
+            for t in data["layer"].inputs:
+                src = self.producer.get(t)
+                if src is not None and src != name:
+                    if self.g.has_edge(src, name):
+                        self.g.edges[src, name]["tensors"].append(t)
+                    else:
+                        self.g.add_edge(src, name, tensors=[t])
+
+    def layer(self, name: str) -> Layer:
+        return self.g.nodes[name]["layer"]
+
+    def layers(self) -> list[Layer]:
+        """Layers in a topological order; ties keep the order the frontend added them.
+
+        Raises ``networkx.NetworkXUnfeasible`` when the graph has a cycle.
+        """
+        order = self.meta.get("_topo")
+        if order is None or len(order) != len(self.g):
+            index = {n: i for i, n in enumerate(self.g.nodes)}
+            order = list(nx.lexicographical_topological_sort(self.g, key=index.__getitem__))
+            self.meta["_topo"] = order
+        nodes = self.g.nodes
+        return [nodes[n]["layer"] for n in order]
+
+    def shape(self, tensor: str) -> Shape | None:
+        info = self.tensors.get(tensor)
+        return None if info is None else info.shape

@@ -1,0 +1,201 @@
+"""Dense products: linear/Gemm, matmul, einsum, attention.
+
+Inputs: linear ``[x, W, (b)]`` with attributes ``trans_a``/``trans_b`` (ONNX Gemm) or
+``weight_layout="out_in"`` (torch Linear, ``W [out, in]``); matmul ``[a, b]``; einsum its
+operands with ``equation``; attention ``[q, k, v, (mask)]``; multihead_attention
+(torch ``nn.MultiheadAttention``) ``[query, key, value]`` with ``embed_dim``,
+``num_heads``, ``kdim``, ``vdim``, ``batch_first``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from archlint.ir import Shape
+from archlint.ops import rf
+from archlint.ops.registry import OpCall, broadcast, kind, numel
+
+
+def _mixes_positions(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
+    """A product over the last axis: when that axis is spatial the output depends on the
+    whole input along it, so it is global; otherwise (channels-last pointwise layers) no change."""
+    present = [f for f in fields if f is not None]
+    if not present:
+        return None
+    field = rf.merge(present)
+    rank = len(call.in_shapes[0]) if call.in_shapes and call.in_shapes[0] is not None else None
+    if field.is_global or rank is None:
+        return field
+    if any(d == rank - 1 for d in field.dims) or len(present) > 1:
+        return rf.make_global(field, "mixes all positions")
+    return field
+
+
+def _dense_flops(call: OpCall, macs: int) -> int:
+    """``2 * MACs``, plus ``numel(out)`` for a bias add."""
+    bias = len(call.in_shapes) > 2 and call.in_shapes[2] is not None
+    return 2 * macs + (numel(call.y) if bias else 0)
+
+
+LINEAR = kind("linear", "Fully connected layer (Gemm, nn.Linear, F.linear, MatMul with a weight).",
+              examples=("Gemm", "nn.Linear", "F.linear"))
+
+
+@LINEAR.shape
+def linear_shape(call: OpCall) -> list[Shape]:
+    """``[*x.shape[:-1], out]``: Gemm ``out = W.shape[0 if trans_b else 1]``; torch ``out = W.shape[0]``."""
+    x, w = call.x, call.input(1)
+    if call.attr("weight_layout") == "out_in" or call.attr("trans_b"):
+        out = w[0]
+    else:
+        out = w[-1]
+    if call.attr("trans_a"):
+        return [(x[1], out)]
+    return [(*x[:-1], out)]
+
+
+@LINEAR.macs
+def linear_macs(call: OpCall) -> int:
+    """``prod(leading dims) * M * K * N`` = ``numel(out) * K``, where ``K`` is the input's last
+    dimension (its first when Gemm's ``trans_a`` is set): a Linear on a 3-D input counts
+    every position (torchinfo#77)."""
+    x = call.x
+    k = x[0] if call.attr("trans_a") else x[-1]
+    return numel(call.y) * k
+
+
+LINEAR.flops(_dense_flops)
+LINEAR.rf(_mixes_positions)
+
+
+MATMUL = kind("matmul", "Matrix product of two activations (MatMul, torch.matmul, @, bmm).",
+              examples=("MatMul", "torch.matmul", "operator.matmul"))
+
+
+@MATMUL.shape
+def matmul_shape(call: OpCall) -> list[Shape]:
+    """numpy matmul rules: broadcast batch dims, ``[.., M, K] x [.., K, N] -> [.., M, N]``."""
+    a, b = call.input(0), call.input(1)
+    if len(a) == 1 and len(b) == 1:
+        return [()]
+    if len(a) == 1:
+        return [(*b[:-2], b[-1])]
+    if len(b) == 1:
+        return [a[:-1]]
+    batch = broadcast(a[:-2], b[:-2])
+    return [(*batch, a[-2], b[-1])]
+
+
+@MATMUL.macs
+def matmul_macs(call: OpCall) -> int:
+    """``prod(batch) * M * K * N`` = ``numel(out) * K`` with ``K = a.shape[-1]``."""
+    return numel(call.y) * call.input(0)[-1]
+
+
+MATMUL.flops(_dense_flops)
+MATMUL.rf(_mixes_positions)
+
+
+EINSUM = kind("einsum", "Einstein summation (torch.einsum, ONNX Einsum).", examples=("Einsum", "torch.einsum"))
+
+
+def _einsum_terms(equation: str, n_operands: int) -> tuple[list[str], str]:
+    eq = equation.replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if not rhs and "->" not in eq:
+        letters = "".join(terms)
+        rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    if any("..." in t for t in terms) or len(terms) != n_operands:
+        raise ValueError("einsum with ellipsis")
+    return terms, rhs
+
+
+@EINSUM.macs
+def einsum_macs(call: OpCall) -> int:
+    """Operands contracted pairwise, left to right, as torch does: each pairwise product
+    costs the product of the sizes of every index either operand carries (for
+    ``bhid,bhjd->bhij``: ``b*h*i*j*d``); a single operand (transpose, trace, sum) costs 0."""
+    shapes = [call.input(i) for i in range(len(call.in_shapes))]
+    terms, rhs = _einsum_terms(call.attr("equation"), len(shapes))
+    sizes: dict[str, int] = {}
+    for term, shape in zip(terms, shapes):
+        for letter, size in zip(term, shape):
+            sizes[letter] = max(sizes.get(letter, 1), size)
+    total = 0
+    current = terms[0]
+    for i in range(1, len(terms)):
+        other = terms[i]
+        involved = set(current) | set(other)
+        total += math.prod(sizes[c] for c in involved)
+        later = set(rhs).union(*map(set, terms[i + 1:])) if i + 1 < len(terms) else set(rhs)
+        current = "".join(c for c in dict.fromkeys(current + other) if c in later)
+    return total
+
+
+EINSUM.flops(lambda call, macs: 2 * macs)
+EINSUM.rf(_mixes_positions)
+
+
+ATTENTION = kind("attention", "Fused scaled dot-product attention softmax(QK^T/sqrt(d))V.",
+                 examples=("F.scaled_dot_product_attention", "Attention (ONNX opset 23)"))
+
+
+@ATTENTION.shape
+def attention_shape(call: OpCall) -> list[Shape]:
+    """``[*q.shape[:-1], v.shape[-1]]``."""
+    return [(*call.input(0)[:-1], call.input(2)[-1])]
+
+
+@ATTENTION.macs
+def attention_macs(call: OpCall) -> int:
+    """Q ``[B,H,Sq,D]``, K ``[B,H,Sk,D]``, V ``[B,H,Sk,Dv]``: ``B*H*Sq*Sk*(D + Dv)``
+    (``QK^T`` then ``softmax(.)V``)."""
+    q, k, v = call.input(0), call.input(1), call.input(2)
+    return numel(q[:-1]) * k[-2] * (q[-1] + v[-1])
+
+
+@ATTENTION.flops
+def attention_flops(call: OpCall, macs: int) -> int:
+    """``2 * MACs + B*H*Sq*Sk`` (one per score for scaling and softmax)."""
+    q, k = call.input(0), call.input(1)
+    return 2 * macs + numel(q[:-1]) * k[-2]
+
+
+ATTENTION.rf(_mixes_positions)
+
+
+MHA = kind("multihead_attention", "torch nn.MultiheadAttention: input projections, attention, output projection.",
+           examples=("nn.MultiheadAttention",))
+
+
+def _seq_batch(shape: Shape, batch_first: bool) -> tuple[int, int]:
+    if len(shape) == 2:
+        return shape[0], 1
+    return (shape[1], shape[0]) if batch_first else (shape[0], shape[1])
+
+
+@MHA.macs
+def mha_macs(call: OpCall) -> int:
+    """With query length ``L``, key length ``S``, batch ``N``, width ``E``:
+    ``N*(L*E*E + S*kdim*E + S*vdim*E)`` for the q/k/v projections, ``N*L*S*2E`` for
+    attention (``H*(D + Dv)`` with ``D = Dv = E/H``), and ``N*L*E*E`` for the output projection."""
+    e = call.attr("embed_dim")
+    kdim = call.attr("kdim") or e
+    vdim = call.attr("vdim") or e
+    bf = bool(call.attr("batch_first"))
+    lq, n = _seq_batch(call.input(0), bf)
+    sk, _ = _seq_batch(call.input(1), bf)
+    return n * (lq * e * e + sk * kdim * e + sk * vdim * e) + n * lq * sk * 2 * e + n * lq * e * e
+
+
+@MHA.flops
+def mha_flops(call: OpCall, macs: int) -> int:
+    """``2 * MACs + N*H*L*S`` (softmax, one per score)."""
+    bf = bool(call.attr("batch_first"))
+    lq, n = _seq_batch(call.input(0), bf)
+    sk, _ = _seq_batch(call.input(1), bf)
+    return 2 * macs + n * call.attr("num_heads") * lq * sk
+
+
+MHA.rf(_mixes_positions)

@@ -1,0 +1,95 @@
+"""Ops that work element by element or per position: activations, normalisation,
+elementwise arithmetic, softmax, casts, reductions."""
+
+from __future__ import annotations
+
+from archlint.ir import Shape
+from archlint.ops import rf
+from archlint.ops.registry import OpCall, broadcast, kind, numel
+
+
+def _same_as_input(call: OpCall) -> list[Shape]:
+    """The output has the input's shape."""
+    return [call.x]
+
+
+def _passthrough(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
+    """No spatial change: the field of the input (the largest, when several are merged)."""
+    return rf.merge(fields)
+
+
+ACTIVATION = kind("activation", "Elementwise nonlinearity (ReLU, GELU, Sigmoid, SiLU, ...).", flops_per_output=True,
+                  examples=("Relu", "nn.ReLU", "F.gelu"))
+ACTIVATION.shape(_same_as_input)
+ACTIVATION.rf(_passthrough)
+
+NORM = kind("norm", "Normalisation (BatchNorm, LayerNorm, GroupNorm, InstanceNorm, LRN).", flops_per_output=True,
+            examples=("BatchNormalization", "nn.BatchNorm2d", "nn.LayerNorm"))
+NORM.shape(_same_as_input)
+NORM.rf(_passthrough)
+
+ELEMENTWISE = kind("elementwise", "Broadcasting arithmetic (Add, Mul, Sub, Div, Pow, Where, ...).",
+                   flops_per_output=True, examples=("Add", "operator.add", "torch.mul"))
+
+
+@ELEMENTWISE.shape
+def elementwise_shape(call: OpCall) -> list[Shape]:
+    """numpy broadcasting of every input's shape."""
+    shapes = [s for s in call.in_shapes]
+    if any(s is None for s in shapes):
+        return [call.x] if len(shapes) == 1 else []
+    return [broadcast(*shapes)]
+
+
+@ELEMENTWISE.rf
+def elementwise_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
+    """A merge point: keep the larger field, record alignment (REFERENCE.md section 3)."""
+    return rf.merge(fields)
+
+
+SOFTMAX = kind("softmax", "Softmax / LogSoftmax along one axis.", flops_per_output=True,
+               examples=("Softmax", "F.softmax"))
+SOFTMAX.shape(_same_as_input)
+
+
+@SOFTMAX.rf
+def softmax_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
+    """Softmax along a spatial axis normalises over all positions: global. Otherwise no change."""
+    field = rf.merge(fields)
+    if field is None or call.in_shapes[0] is None:
+        return field
+    axis = call.attr("axis", -1) % len(call.in_shapes[0])
+    return rf.make_global(field, "softmax over positions") if axis in field.dims else field
+
+
+IDENTITY = kind("identity", "No arithmetic: Identity, Dropout, Cast, contiguous copies.",
+                examples=("Identity", "Dropout", "Cast"))
+IDENTITY.shape(_same_as_input)
+IDENTITY.rf(_passthrough)
+
+REDUCE = kind("reduce", "Reduction over some axes (ReduceMean, sum, max, ...).",
+              examples=("ReduceMean", "torch.mean", "torch.sum"))
+
+
+@REDUCE.flops
+def reduce_flops(call: OpCall, macs: int) -> int:
+    """``numel(x)``: every input element is accumulated once."""
+    return numel(call.x)
+
+
+@REDUCE.rf
+def reduce_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
+    """Reducing a spatial axis gives a global field; reducing others changes nothing.
+    ``axes=None`` means every axis."""
+    field = fields[0] if fields else None
+    if field is None or field.is_global or call.in_shapes[0] is None:
+        return field
+    rank = len(call.in_shapes[0])
+    axes = call.attr("axes")
+    axes = set(range(rank)) if axes is None else {a % rank for a in axes}
+    if axes & set(field.dims):
+        return rf.make_global(field)
+    if not call.attr("keepdims", True):
+        dims = tuple(d - sum(1 for a in axes if a < d) for d in field.dims)
+        return rf.Field(field.axes, dims, field.is_global, field.aligned, field.notes)
+    return field

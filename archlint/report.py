@@ -1,0 +1,157 @@
+"""The :class:`Report`: what ``archlint.analyze`` returns and every reporter renders."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from archlint.analyses import cost as cost_analysis
+from archlint.analyses import receptive_field as rf_analysis
+from archlint.analyses.receptive_field import RFRecord
+from archlint.analyses.shapes import fill_missing_shapes
+from archlint.ir import ModelGraph, Shape
+
+# Kinds that only compute shapes or pass data through unchanged; hidden from the table by default.
+PLUMBING_KINDS = frozenset({"constant", "identity"})
+
+
+@dataclass
+class LayerRecord:
+    """One layer's results. ``macs``/``flops`` are ``None`` when the layer could not be costed."""
+
+    name: str
+    op: str
+    kind: str
+    inputs: list[dict[str, Any]]
+    output_shape: Shape | None
+    params: int
+    macs: int | None
+    flops: int | None
+    module: str | None = None
+    source: tuple[str, int] | None = None
+    shared_params: int = 0
+    output_shapes: list[Shape | None] = field(default_factory=list)
+    rf: list[RFRecord] = field(default_factory=list)
+    uncounted: str | None = None
+    is_data: bool = True
+    output_bytes: int = 0
+
+    @property
+    def plumbing(self) -> bool:
+        """Shape arithmetic or a pass-through copy: not shown in the table by default."""
+        return self.kind in PLUMBING_KINDS or not self.is_data
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name, "op": self.op, "kind": self.kind, "module": self.module,
+            "inputs": self.inputs,
+            "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+            "params": self.params, "macs": self.macs, "flops": self.flops,
+            "rf": self.rf[0].to_dict() if self.rf else None,
+        }
+        if len(self.output_shapes) > 1:
+            d["output_shapes"] = [list(s) if s is not None else None for s in self.output_shapes]
+        if self.shared_params:
+            d["shared_params"] = self.shared_params
+        if len(self.rf) > 1:
+            d["rf_by_input"] = {r.input: r.to_dict() for r in self.rf}
+        if self.source:
+            d["source"] = {"file": self.source[0], "line": self.source[1]}
+        if self.uncounted:
+            d["uncounted"] = self.uncounted
+        return d
+
+
+@dataclass
+class Totals:
+    """Model totals. ``partial`` is true when some op could not be costed: then
+    ``macs``/``flops`` are lower bounds and ``uncounted_ops`` says which ops."""
+
+    params: int
+    macs: int
+    flops: int
+    activation_bytes: int
+    uncounted_ops: list[dict[str, str]]
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.uncounted_ops)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": self.params, "macs": self.macs, "flops": self.flops,
+                "activation_bytes": self.activation_bytes, "partial": self.partial,
+                "uncounted_ops": self.uncounted_ops}
+
+
+@dataclass
+class Report:
+    """The analysis of one model: ``model`` (where it came from and its inputs),
+    ``layers``, ``totals``, ``findings`` and ``warnings``. ``graph`` is the IR."""
+
+    model: dict[str, Any]
+    layers: list[LayerRecord]
+    totals: Totals
+    findings: list[Any] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    graph: ModelGraph | None = field(default=None, repr=False)
+
+    def layer(self, name: str) -> LayerRecord:
+        for rec in self.layers:
+            if rec.name == name:
+                return rec
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        from archlint import __version__
+        return {"archlint_version": __version__, "model": self.model, "totals": self.totals.to_dict(),
+                "layers": [layer.to_dict() for layer in self.layers],
+                "findings": [f.to_dict() if hasattr(f, "to_dict") else f for f in self.findings],
+                "warnings": list(self.warnings)}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def build_report(graph: ModelGraph) -> Report:
+    """Run the analyses over an IR graph and collect the results."""
+    filled = set(fill_missing_shapes(graph))
+    costs = cost_analysis.compute(graph)
+    fields = rf_analysis.compute(graph)
+    layers: list[LayerRecord] = []
+    uncounted: list[dict[str, str]] = []
+    activation = sum(cost_analysis.tensor_bytes(graph, t) for t in graph.inputs)
+    weights = graph.params | set(graph.constants)
+    for layer in graph.layers():
+        c = costs.layers[layer.name]
+        out_shapes = [graph.shape(t) for t in layer.outputs]
+        is_data = any(cost_analysis.is_data_tensor(graph, t) for t in layer.outputs) if layer.outputs else False
+        out_bytes = sum(cost_analysis.tensor_bytes(graph, t) for t in layer.outputs
+                        if cost_analysis.is_data_tensor(graph, t))
+        if layer.kind != "constant":
+            activation += out_bytes
+        rec = LayerRecord(
+            name=layer.name, op=layer.op, kind=layer.kind,
+            inputs=[{"name": t, "shape": list(s) if (s := graph.shape(t)) is not None else None}
+                    for t in layer.inputs if t and t not in weights],
+            output_shape=out_shapes[0] if out_shapes else None, output_shapes=out_shapes,
+            params=c.params, shared_params=c.shared_params, macs=c.macs, flops=c.flops,
+            module=layer.module, source=layer.source, rf=fields.get(layer.name, []),
+            uncounted=c.uncounted, is_data=is_data, output_bytes=out_bytes)
+        layers.append(rec)
+        if c.uncounted:
+            uncounted.append({"layer": layer.name, "op": layer.op, "reason": c.uncounted})
+    totals = Totals(costs.params, costs.macs, costs.flops, activation, uncounted)
+    warnings = list(graph.meta.get("warnings", []))
+    if filled:
+        warnings.append(f"{len(filled)} layer shape(s) came from archlint's own shape rules, not the frontend")
+    if uncounted:
+        ops = sorted({u["op"] for u in uncounted})
+        warnings.append(f"totals are partial: {len(uncounted)} op(s) could not be costed ({', '.join(ops)})")
+    model = {"path": graph.meta.get("path"), "format": graph.meta.get("format"),
+             "inputs": [{"name": t, "shape": list(s) if (s := graph.shape(t)) is not None else None,
+                         "dtype": graph.tensors[t].dtype} for t in graph.inputs]}
+    for key in ("opset", "tracer", "tracer_fallback_reason", "class"):
+        if graph.meta.get(key) is not None:
+            model[key] = graph.meta[key]
+    return Report(model=model, layers=layers, totals=totals, warnings=warnings, graph=graph)

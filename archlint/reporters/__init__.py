@@ -1,0 +1,1 @@
+"""Renderers of a :class:`~archlint.report.Report`."""

@@ -1,0 +1,57 @@
+"""The default human-readable table (tabulate)."""
+
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from archlint.report import Report
+from archlint.reporters.units import human, human_bytes
+
+
+def _shape(shape: object) -> str:
+    return "?" if shape is None else "x".join(str(d) for d in shape)  # type: ignore[union-attr]
+
+
+def render(report: Report, show_all: bool = False) -> str:
+    """Per-layer table, then totals and what could not be costed."""
+    total_macs = report.totals.macs or 0
+    rows = []
+    hidden = 0
+    for layer in report.layers:
+        if layer.plumbing and not show_all and not layer.uncounted:
+            hidden += 1
+            continue
+        share = "" if not layer.macs or not total_macs else f"{100 * layer.macs / total_macs:.1f}%"
+        rf = layer.rf[0].short() if layer.rf else ""
+        params = human(layer.params) + (f" (+{human(layer.shared_params)} shared)" if layer.shared_params else "")
+        rows.append([layer.name, layer.op, _shape(layer.output_shape), rf, params,
+                     human(layer.macs), share])
+    model = report.model
+    lines = []
+    head = f"model: {model.get('path') or '<in memory>'} ({model.get('format')}"
+    if model.get("opset"):
+        head += f", opset {model['opset']}"
+    if model.get("tracer"):
+        head += f", traced with {model['tracer']}"
+    head += ")"
+    lines.append(head)
+    for inp in model.get("inputs", []):
+        lines.append(f"input: {inp['name']} {_shape(inp['shape'])} {inp.get('dtype') or ''}".rstrip())
+    lines.append("")
+    lines.append(tabulate(rows, headers=["layer", "op", "output", "RF", "params", "MACs", "% MACs"],
+                          disable_numparse=True))
+    if hidden:
+        lines.append(f"({hidden} shape-only or pass-through layers hidden; --all shows them)")
+    t = report.totals
+    partial = " (partial: see below)" if t.partial else ""
+    lines.append("")
+    lines.append(f"params: {human(t.params)} ({t.params:,})")
+    lines.append(f"MACs:   {human(t.macs)} ({t.macs:,}){partial}")
+    lines.append(f"FLOPs (archlint definition, see README): {human(t.flops)}{partial}")
+    lines.append(f"activation memory (all intermediate tensors): {human_bytes(t.activation_bytes)}")
+    if t.uncounted_ops:
+        lines.append("")
+        lines.append(f"not costed ({len(t.uncounted_ops)} op(s); totals above are lower bounds):")
+        for u in t.uncounted_ops:
+            lines.append(f"  {u['layer']} ({u['op']}): {u['reason']}")
+    return "\n".join(lines)
