@@ -16,7 +16,8 @@ from archlint.errors import ArchlintError
 
 
 def _fail(message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
-    click.echo(f"archlint: error: {message}", err=True)
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    click.echo(f"archlint: error: {first}", err=True)
     sys.exit(2)
 
 

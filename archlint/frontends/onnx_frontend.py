@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from archlint.errors import ArchlintError
+from archlint.frontends import onnx_fold
 from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
 from archlint.ops.registry import UNKNOWN
@@ -110,7 +111,24 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise ArchlintError(f"{path}: not an ONNX model (no IR version, graph or opset; is it the right file?)")
     if not model.graph.node:
         raise ArchlintError(f"{path}: the ONNX graph has no nodes")
+    _strip_weight_data(model)
     return model
+
+
+def _strip_weight_data(model: onnx.ModelProto) -> None:
+    """Drop the contents of large initializers, keeping dims and dtype (all archlint
+    needs), so shape inference does not copy hundreds of MB. They are marked as
+    external data, which nothing here reads."""
+    for init in model.graph.initializer:
+        n = 1
+        for d in init.dims:
+            n *= d
+        if n > onnx_fold.MAX_ELEMENTS and init.data_location != TensorProto.EXTERNAL:
+            for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+                init.ClearField(field)
+            init.data_location = TensorProto.EXTERNAL
+            entry = init.external_data.add()
+            entry.key, entry.value = "location", "archlint-stripped"
 
 
 def _inline(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -182,13 +200,36 @@ def _dims_text(dims: Any) -> str:
 
 
 def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
-    """onnx shape inference with data propagation; on failure keep the declared shapes
-    and let the registry's shape rules fill the gaps."""
+    """onnx shape inference with data propagation; where shapes stay unknown, fold the
+    constant shape arithmetic (:mod:`onnx_fold`) and infer again. On failure keep the
+    declared shapes and let the registry's shape rules fill the gaps."""
+    def infer(m: onnx.ModelProto) -> onnx.ModelProto:
+        return onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
+
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True), None
+        inferred = infer(model)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return model, f"onnx shape inference failed ({first[:200]}); shapes filled by archlint's own rules"
+    for _ in range(4):
+        if not _missing_shapes(inferred):
+            break
+        candidate = onnx.ModelProto()
+        candidate.CopyFrom(inferred)
+        if not onnx_fold.fold(candidate):
+            break
+        try:
+            inferred = infer(candidate)
+        except Exception:
+            break
+    return inferred, None
+
+
+def _missing_shapes(model: onnx.ModelProto) -> bool:
+    known = {vi.name for vi in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)
+             if vi.type.tensor_type.HasField("shape")
+             and all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim)}
+    return any(o and o not in known for n in model.graph.node for o in n.output)
 
 
 def _value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str | None]:
@@ -310,7 +351,8 @@ def _module_name(node: onnx.NodeProto) -> str | None:
     """
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
-            scopes = [s.strip(" '\"") for s in prop.value.strip("[]").split(",")]
+            # the last entry names the op itself, not a module
+            scopes = [s.strip(" '\"") for s in prop.value.strip("[]").split(",")][:-1]
             scopes = [s for s in scopes if s]
             return _join_scopes(scopes) if scopes else None
     name = node.name

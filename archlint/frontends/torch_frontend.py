@@ -36,8 +36,12 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.floa
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64}
 
 
-def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = None, dtype: Any = None) -> ModelGraph:
-    """Trace ``module`` and translate it; raise :class:`ArchlintError` on bad input."""
+def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = None, dtype: Any = None,
+                tracer: str = "auto") -> ModelGraph:
+    """Trace ``module`` and translate it; raise :class:`ArchlintError` on bad input.
+
+    ``tracer``: ``auto`` (fx, then export), or ``export`` to skip fx (tests use it).
+    """
     torch_dtype = _dtype(dtype)
     device = _device(module)
     if example_inputs is None and not shapes:
@@ -56,7 +60,7 @@ def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = No
     module.eval()
     try:
         args, kwargs = _make_inputs(shapes, example_inputs, torch_dtype, device, fake_mode)
-        graph = _trace_fx(module, args, kwargs, fake_mode)
+        graph = _trace_fx(module, args, kwargs, fake_mode) if tracer != "export" else None
         if graph is None:
             graph = _trace_export(module, shapes, example_inputs, torch_dtype, device)
     finally:
@@ -131,7 +135,7 @@ def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any], mode: 
             warnings.simplefilter("ignore")
             _Recorder(gm).run(*inputs)
     except _LayerFailure as exc:
-        raise ArchlintError(str(exc)) from None
+        raise ArchlintError(str(exc).splitlines()[0]) from None
     except Exception as exc:
         raise ArchlintError(f"the model rejected the input: {_one_line(exc)}") from None
     graph_ir = _FxTranslator(module, gm).translate()

@@ -1,0 +1,182 @@
+"""Fold small shape computations so that onnx's shape inference can finish.
+
+Exporters compute target shapes at run time (``Shape -> Gather -> Concat -> Reshape``,
+``ConstantOfShape -> Equal -> Where -> Expand`` for a class token). onnx's data
+propagation covers only part of these ops. Once the input shapes are fixed, every such
+chain is a constant: this evaluates it with numpy (small tensors only) and replaces
+the chain by initializers, then shape inference is run again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+MAX_ELEMENTS = 4096  # shape arithmetic is tiny; never evaluate real data
+
+
+def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _axes(node: onnx.NodeProto, ins: list[np.ndarray]) -> list[int] | None:
+    axes = _attr(node, "axes")
+    if axes is None and len(ins) > 1:
+        axes = ins[1].tolist()
+    return axes
+
+
+def _unsqueeze(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
+    x = ins[0]
+    axes = sorted(a % (x.ndim + len(_axes(node, ins))) for a in _axes(node, ins))
+    for a in axes:
+        x = np.expand_dims(x, a)
+    return x
+
+
+def _squeeze(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
+    axes = _axes(node, ins)
+    return np.squeeze(ins[0], axis=tuple(axes) if axes is not None else None)
+
+
+def _slice(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
+    x = ins[0]
+    starts, ends = ins[1].tolist(), ins[2].tolist()
+    axes = ins[3].tolist() if len(ins) > 3 else list(range(len(starts)))
+    steps = ins[4].tolist() if len(ins) > 4 else [1] * len(starts)
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[a] = slice(s, e, st)
+    return x[tuple(index)]
+
+
+def _reshape(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
+    x, shape = ins[0], ins[1].tolist()
+    shape = [x.shape[i] if d == 0 and not _attr(node, "allowzero", 0) else d for i, d in enumerate(shape)]
+    return x.reshape(shape)
+
+
+def _div(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
+    a, b = ins
+    if np.issubdtype(a.dtype, np.integer):
+        return np.trunc(a / b).astype(a.dtype)
+    return a / b
+
+
+def _constant_of_shape(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
+    value = _attr(node, "value")
+    fill = numpy_helper.to_array(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
+    return np.full(tuple(ins[0].tolist()), fill[0], dtype=fill.dtype)
+
+
+def _cast(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
+    return ins[0].astype(helper.tensor_dtype_to_np_dtype(_attr(node, "to")))
+
+
+EVAL: dict[str, Callable[[onnx.NodeProto, list[np.ndarray]], np.ndarray]] = {
+    "Identity": lambda n, i: i[0],
+    "Cast": _cast,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Concat": lambda n, i: np.concatenate(i, axis=_attr(n, "axis", 0)),
+    "Gather": lambda n, i: np.take(i[0], i[1], axis=_attr(n, "axis", 0)),
+    "Slice": _slice,
+    "Reshape": _reshape,
+    "Add": lambda n, i: i[0] + i[1],
+    "Sub": lambda n, i: i[0] - i[1],
+    "Mul": lambda n, i: i[0] * i[1],
+    "Div": _div,
+    "Mod": lambda n, i: np.mod(i[0], i[1]),
+    "Neg": lambda n, i: -i[0],
+    "Abs": lambda n, i: np.abs(i[0]),
+    "Equal": lambda n, i: np.equal(i[0], i[1]),
+    "Less": lambda n, i: np.less(i[0], i[1]),
+    "Greater": lambda n, i: np.greater(i[0], i[1]),
+    "Not": lambda n, i: np.logical_not(i[0]),
+    "Where": lambda n, i: np.where(i[0], i[1], i[2]),
+    "Min": lambda n, i: np.minimum.reduce(i),
+    "Max": lambda n, i: np.maximum.reduce(i),
+    "ConstantOfShape": _constant_of_shape,
+    "Range": lambda n, i: np.arange(i[0].item(), i[1].item(), i[2].item(), dtype=i[0].dtype),
+    "Expand": lambda n, i: np.broadcast_to(i[0], np.broadcast_shapes(i[0].shape, tuple(i[1].tolist()))).copy(),
+    "Floor": lambda n, i: np.floor(i[0]),
+    "Ceil": lambda n, i: np.ceil(i[0]),
+    "Sqrt": lambda n, i: np.sqrt(i[0]),
+    "ReduceProd": lambda n, i: np.prod(i[0], keepdims=bool(_attr(n, "keepdims", 1))),
+    "Transpose": lambda n, i: np.transpose(i[0], _attr(n, "perm")),
+}
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    out = {}
+    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape") and all(d.HasField("dim_value") for d in tt.shape.dim):
+            out[vi.name] = [d.dim_value for d in tt.shape.dim]
+    for init in model.graph.initializer:
+        out[init.name] = list(init.dims)
+    return out
+
+
+def fold(model: onnx.ModelProto) -> bool:
+    """Replace constant shape computations by initializers, in place. True if any folded."""
+    g = model.graph
+    shapes = _shapes(model)
+    known: dict[str, np.ndarray] = {}
+    # Float tensors of more than one element may be parameters: never fold them away.
+    weights = {i.name for i in g.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
+                                                                 onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
+               and int(np.prod(i.dims)) > 1}
+    for init in g.initializer:
+        n = int(np.prod(init.dims)) if init.dims else 1
+        if n <= MAX_ELEMENTS and init.data_location != onnx.TensorProto.EXTERNAL:
+            try:
+                known[init.name] = numpy_helper.to_array(init)
+            except Exception:
+                pass
+    folded: list[onnx.NodeProto] = []
+    for node in g.node:
+        if node.domain not in ("", "ai.onnx") or len(node.output) != 1 or any(i in weights for i in node.input):
+            continue
+        value = None
+        try:
+            if node.op_type == "Constant":
+                t = _attr(node, "value")
+                if t is not None and isinstance(t, onnx.TensorProto):
+                    value = numpy_helper.to_array(t)
+            elif node.op_type == "Shape" and node.input[0] in shapes:
+                dims = shapes[node.input[0]]
+                start, end = _attr(node, "start", 0), _attr(node, "end", len(dims))
+                value = np.array(dims[start:end], dtype=np.int64)
+            elif node.op_type == "Size" and node.input[0] in shapes:
+                value = np.array(int(np.prod(shapes[node.input[0]])), dtype=np.int64)
+            elif node.op_type in EVAL and node.input and all(i in known for i in node.input if i):
+                value = EVAL[node.op_type](node, [known[i] for i in node.input if i])
+        except Exception:
+            value = None
+        if value is None or np.asarray(value).size > MAX_ELEMENTS:
+            continue
+        known[node.output[0]] = np.asarray(value)
+        folded.append(node)
+    if not [n for n in folded if n.op_type != "Constant"]:
+        return False
+    folded_ids = {id(n) for n in folded}
+    keep = [n for n in g.node if id(n) not in folded_ids]
+    del g.node[:]
+    g.node.extend(keep)
+    existing = {i.name for i in g.initializer}
+    folded_names = {n.output[0] for n in folded}
+    stale = [vi for vi in g.value_info if vi.name not in folded_names]
+    del g.value_info[:]
+    g.value_info.extend(stale)
+    for n in folded:
+        name = n.output[0]
+        if name not in existing:
+            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(known[name]), name))
+    return True
