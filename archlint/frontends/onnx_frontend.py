@@ -283,6 +283,15 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
 
     graph.inputs = [i.name for i in _graph_inputs(model)]
     graph.outputs = [o.name for o in g.output]
+    # TorchScript exports store parameters with equal values once and re-create the
+    # others with Identity nodes: each Identity output is a parameter of its own.
+    aliases = set()
+    for node in g.node:
+        if node.op_type == "Identity" and node.input and node.input[0] in initializers and node.output:
+            src = initializers[node.input[0]]
+            if src.data_type in FLOAT_TYPES:
+                initializers[node.output[0]] = src
+                aliases.add(node.output[0])
 
     for index, node in enumerate(g.node):
         if node.op_type == "Constant" and node.output:
@@ -297,7 +306,7 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         op = node.op_type if standard else f"{node.domain}.{node.op_type}"
         inputs = [t for t in node.input]
-        weights = _param_inputs(node, initializers)
+        weights = [] if node.output and node.output[0] in aliases else _param_inputs(node, initializers)
         layer = Layer(name=node.name or f"{node.op_type}_{index}", op=op, kind=kind, inputs=inputs,
                       outputs=[t for t in node.output if t], attrs=attrs, weights=weights,
                       module=_module_name(node))
@@ -362,10 +371,17 @@ def _module_name(node: onnx.NodeProto) -> str | None:
 
 
 def _join_scopes(parts: list[str]) -> str:
+    """Each part names a module relative to its parent, prefixed by the parent's own
+    attribute when the parent is a container: ``layer1 / layer1.0 / conv1 / conv1.0``
+    is ``layer1.0.conv1.0``."""
     qualified = ""
     for part in parts:
         if not qualified or part.startswith(qualified + "."):
             qualified = part
+            continue
+        head, _, last = qualified.rpartition(".")
+        if part.startswith(last + "."):
+            qualified = f"{head}.{part}" if head else part
         elif part != qualified:
             qualified = f"{qualified}.{part}"
     return qualified
