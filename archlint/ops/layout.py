@@ -142,7 +142,10 @@ def slice_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
 
 
 SPLIT = kind("split", "Split into several tensors along an axis.", examples=("Split", "torch.chunk"))
-SPLIT.rf(lambda call, fields: fields[0] if fields else None)
+@SPLIT.rf
+def split_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
+    """Every piece keeps the input's field (splits are along channels in practice)."""
+    return fields[0] if fields else None
 
 GATHER = kind("gather", "Gather / index_select / embedding lookup.", examples=("Gather", "nn.Embedding"))
 
@@ -203,4 +206,7 @@ def space_to_depth_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field |
 
 CONSTANT = kind("constant", "Shape arithmetic and constants (Shape, Constant, Range, ...): no data flow.",
                 examples=("Shape", "Constant", "ConstantOfShape"))
-CONSTANT.rf(lambda call, fields: None)
+@CONSTANT.rf
+def constant_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
+    """Shape arithmetic carries no field."""
+    return None

@@ -1,0 +1,50 @@
+"""Generate the README's op-kind table from the registry: ``python -m archlint.docs``.
+
+The README carries the table between ``<!-- ops:start -->`` and ``<!-- ops:end -->``; a
+test checks that it matches this output, so code and documentation stay in step.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from pathlib import Path
+
+from archlint.ops import REGISTRY
+
+START, END = "<!-- ops:start -->", "<!-- ops:end -->"
+
+
+def _doc(fn: object) -> str:
+    text = inspect.getdoc(fn) or ""
+    return re.sub(r"\s+", " ", text).replace("|", "\\|").strip()
+
+
+def ops_table() -> str:
+    rows = ["| kind | what | MACs | FLOPs | examples |", "|---|---|---|---|---|"]
+    for name, entry in REGISTRY.items():
+        macs = _doc(entry.macs_fn) if entry.macs_fn.__name__ != "_zero" else "0"
+        flops = _doc(entry.flops_fn) if entry.flops_fn.__name__ != "_zero" else "0"
+        examples = ", ".join(f"`{e}`" for e in entry.examples)
+        rows.append(f"| `{name}` | {entry.description} | {macs} | {flops} | {examples} |")
+    return "\n".join(rows)
+
+
+def update_readme(path: Path) -> bool:
+    text = path.read_text(encoding="utf-8")
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    new = f"{head}{START}\n{ops_table()}\n{END}{tail}"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+        return True
+    return False
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        changed = update_readme(Path(sys.argv[1]))
+        print("updated" if changed else "up to date")
+    else:
+        print(ops_table())
