@@ -18,6 +18,7 @@ import operator
 import os
 import re
 import textwrap
+import types
 import warnings
 from functools import lru_cache
 from typing import Any, Iterable
@@ -65,9 +66,26 @@ def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = No
             graph = _trace_export(module, shapes, example_inputs, torch_dtype, device)
     finally:
         module.train(was_training)
+    _add_unused_parameters(graph, module)
     graph.meta.setdefault("format", "torch")
     graph.meta["class"] = f"{type(module).__module__}.{type(module).__qualname__}"
     return graph
+
+
+def _add_unused_parameters(graph: ModelGraph, module: nn.Module) -> None:
+    """Parameters that forward() never reads (e.g. inception_v3's AuxLogits in eval mode)
+    still belong to the model's parameter count; a warning names them."""
+    unused = []
+    for name, p in module.named_parameters():
+        if name not in graph.params and name not in graph.tensors:
+            graph.add_tensor(name, tuple(int(d) for d in p.shape), str(p.dtype).replace("torch.", ""))
+            graph.params.add(name)
+            unused.append(name)
+    if unused:
+        count = sum(graph.tensors[n].numel or 0 for n in unused)
+        graph.meta.setdefault("warnings", []).append(
+            f"{len(unused)} parameter tensor(s) ({count:,} parameters) are never used by forward() at this input, "
+            f"e.g. {unused[0]}; counted in params, not in any layer")
 
 
 def _dtype(dtype: Any) -> torch.dtype:
@@ -139,6 +157,13 @@ def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any], mode: 
     except Exception as exc:
         raise ArchlintError(f"the model rejected the input: {_one_line(exc)}") from None
     graph_ir = _FxTranslator(module, gm).translate()
+    opaque = sorted({op_name(n.target) for n in gm.graph.nodes if n.op == "call_function"
+                     and isinstance(n.target, types.FunctionType) and op_name(n.target) not in OP_HANDLERS})
+    if opaque:
+        # functions registered with torch.fx.wrap (torchvision's shifted_window_attention, ...)
+        # are opaque to fx; torch.export traces through them.
+        _FX_FAILURE[id(module)] = f"fx keeps {', '.join(opaque)} opaque (torch.fx.wrap)"
+        return None
     graph_ir.meta["tracer"] = "torch.fx"
     return graph_ir
 

@@ -280,7 +280,8 @@ RESHAPE_NAMES = ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueez
                  "alias", "lift_fresh_copy", "index_put")
 IDENTITY_NAMES = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_dropout", "contiguous",
                   "clone", "detach", "to", "float", "half", "bfloat16", "double", "type", "type_as", "_to_copy",
-                  "cpu", "cuda", "copy_", "requires_grad_", "native_dropout")
+                  "cpu", "cuda", "copy_", "requires_grad_", "native_dropout", "stochastic_depth",
+                  "copy", "fill", "zero", "slice_scatter", "select_scatter", "detach_", "set_grad_enabled")
 CONSTANT_NAMES = ("zeros", "ones", "full", "empty", "arange", "zeros_like", "ones_like", "full_like", "empty_like",
                   "rand", "randn", "rand_like", "randn_like", "tensor", "linspace", "eye", "new_zeros", "new_ones",
                   "new_full", "new_empty", "scalar_tensor", "triu", "tril", "sym_size", "_assert_tensor_metadata")

@@ -138,7 +138,7 @@ def make_global(field: Field, why: str | None = None) -> Field:
 
 
 def merge(fields: Iterable[Field | None]) -> Field | None:
-    """Join several inputs' fields (add, mul, concat, ...): keep the largest.
+    """Join several inputs' fields (add, mul, concat, ...): keep the largest, per axis.
 
     The branches are aligned when they have equal effective stride and equal centre
     offset ``-P + (r-1)/2`` on every axis (REFERENCE.md section 3). A global input makes
@@ -152,19 +152,15 @@ def merge(fields: Iterable[Field | None]) -> Field | None:
     ndims = {len(f.axes) for f in present}
     if len(ndims) > 1:
         return make_global(max(present, key=lambda f: len(f.axes)), "inputs with different spatial rank merged")
-    best = max(present, key=_area)
+    is_global = any(f.is_global for f in present)
     aligned = all(f.aligned for f in present)
-    if not any(f.is_global for f in present):
-        for f in present:
-            for a, b in zip(f.axes, best.axes):
-                if a.stride != b.stride or a.centre_offset != b.centre_offset:
-                    aligned = False
+    axes = []
+    for i in range(len(present[0].axes)):
+        # per axis, the branch that sees most along it (a 7x1 and a 1x7 branch each win one axis)
+        best = max((f.axes[i] for f in present), key=lambda a: a.size)
+        if not is_global and any(f.axes[i].stride != best.stride or f.axes[i].centre_offset != best.centre_offset
+                                 for f in present):
+            aligned = False
+        axes.append(best)
     notes = tuple(dict.fromkeys(n for f in present for n in f.notes))
-    return Field(best.axes, best.dims, any(f.is_global for f in present), aligned, notes)
-
-
-def _area(f: Field) -> tuple[bool, Fraction]:
-    area = Fraction(1)
-    for ax in f.axes:
-        area *= ax.size
-    return (f.is_global, area)
+    return Field(tuple(axes), present[0].dims, is_global, aligned, notes)
