@@ -57,8 +57,10 @@ class RFRecord:
         return f"{size_text} s{stride_text}"
 
 
-def _num(x: Fraction) -> int | str:
+def _num(x: Fraction | int) -> int | str:
     """Whole numbers as ints, others as ``"1/2"`` strings (exact)."""
+    if type(x) is int:
+        return x
     return int(x) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
@@ -130,7 +132,7 @@ def receptive_field(kernels: Sequence[int | Sequence[int]], strides: Sequence[in
     def axes(v: int | Sequence[int]) -> list[int]:
         return [v] * ndim if isinstance(v, int) else list(v)
 
-    field = Field(tuple(AxisRF(Fraction(1), Fraction(1), Fraction(0)) for _ in range(ndim)), tuple(range(2, 2 + ndim)))
+    field = Field(tuple(AxisRF(1, 1, 0) for _ in range(ndim)), tuple(range(2, 2 + ndim)))
     for k, s, d, p in zip(kernels, strides, dilations, paddings):
         field = rfops.window(field, axes(k), axes(s), axes(p), axes(d))
     return RFRecord.from_field("design", field, ())

@@ -9,7 +9,6 @@ Conv weight is ``[Co, Ci/G, *k]``; ConvTranspose weight is ``[Ci, Co/G, *k]``.
 
 from __future__ import annotations
 
-import math
 
 from archlint.ir import Shape
 from archlint.ops import rf
@@ -32,7 +31,7 @@ def resolve_pads(call: OpCall) -> tuple[list[int], list[int]]:
         for i in range(n):
             size = call.x[2 + i]
             k_eff = dilation[i] * (kernel[i] - 1) + 1
-            total = max((math.ceil(size / stride[i]) - 1) * stride[i] + k_eff - size, 0)
+            total = max((-(-size // stride[i]) - 1) * stride[i] + k_eff - size, 0)
             small = total // 2
             begin = small if auto_pad == "SAME_UPPER" else total - small
             begins.append(begin)

@@ -25,14 +25,14 @@ from typing import Iterable, Sequence
 class AxisRF:
     """Field along one spatial axis: size ``r``, effective stride ``S``, effective padding ``P``."""
 
-    size: Fraction
-    stride: Fraction
-    padding: Fraction
+    size: Fraction | int
+    stride: Fraction | int
+    padding: Fraction | int
 
     @property
     def centre_offset(self) -> Fraction:
         """Centre of unit 0's field in input pixels: ``-P + (r - 1)/2``."""
-        return -self.padding + (self.size - 1) / 2
+        return -self.padding + Fraction(self.size - 1, 2)
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,9 @@ class Field:
     @classmethod
     def identity(cls, rank: int) -> "Field":
         """The field of an ``N, C, *spatial`` model input: each unit sees itself (r 1, S 1, P 0)."""
-        one = Fraction(1)
+        # ints while the values are whole (fast); Fractions appear with upsampling
         ndim = rank - 2
-        return cls(tuple(AxisRF(one, one, Fraction(0)) for _ in range(ndim)), tuple(range(2, rank)))
+        return cls(tuple(AxisRF(1, 1, 0) for _ in range(ndim)), tuple(range(2, rank)))
 
     def with_note(self, note: str) -> "Field":
         return self if note in self.notes else replace(self, notes=self.notes + (note,))
@@ -100,7 +100,7 @@ def upsample(field: Field, factors: Sequence[Fraction], mode: str = "nearest") -
             taps = 4 if mode == "cubic" else 2
             size = ax.size + (taps - 1) * ax.stride
             centre = ax.centre_offset + (Fraction(1, 2) / f - Fraction(1, 2)) * ax.stride
-            axes.append(AxisRF(size, stride, (size - 1) / 2 - centre))
+            axes.append(AxisRF(size, stride, Fraction(size - 1, 2) - centre))
     out = replace(field, axes=tuple(axes))
     return out.with_note("field varies with output position; largest shown") if varies else out
 
@@ -126,7 +126,7 @@ def transposed_window(field: Field, kernel: Sequence[int], stride: Sequence[int]
         varies |= len(spans) > 1
         taps0 = [(p - j * d) // s for j in range(k) if (p - j * d) % s == 0]
         i_min = min(taps0) if taps0 else -(-(p - (k - 1) * d) // s)
-        axes.append(AxisRF(ax.size + (n - 1) * ax.stride, ax.stride / s, ax.padding - i_min * ax.stride))
+        axes.append(AxisRF(ax.size + (n - 1) * ax.stride, Fraction(ax.stride) / s, ax.padding - i_min * ax.stride))
     out = replace(field, axes=tuple(axes))
     return out.with_note("field varies with output position; largest shown") if varies else out
 
@@ -154,6 +154,10 @@ def merge(fields: Iterable[Field | None]) -> Field | None:
         return make_global(max(present, key=lambda f: len(f.axes)), "inputs with different spatial rank merged")
     is_global = any(f.is_global for f in present)
     aligned = all(f.aligned for f in present)
+    first = present[0]
+    if all(f.axes == first.axes for f in present[1:]):  # the common case: identical branches
+        notes = tuple(dict.fromkeys(n for f in present for n in f.notes))
+        return Field(first.axes, first.dims, is_global, aligned, notes)
     axes = []
     for i in range(len(present[0].axes)):
         # per axis, the branch that sees most along it (a 7x1 and a 1x7 branch each win one axis)

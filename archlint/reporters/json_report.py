@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 from archlint.report import Report
@@ -12,4 +11,4 @@ def render(reports: Sequence[Report]) -> str:
     """One report: an object; several (several paths on the command line): an array."""
     if len(reports) == 1:
         return reports[0].to_json()
-    return json.dumps([r.to_dict() for r in reports], indent=2)
+    return "[\n" + ",\n".join(r.to_json() for r in reports) + "\n]"
