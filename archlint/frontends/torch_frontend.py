@@ -158,7 +158,8 @@ def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any], mode: 
         raise ArchlintError(f"the model rejected the input: {_one_line(exc)}") from None
     graph_ir = _FxTranslator(module, gm).translate()
     opaque = sorted({op_name(n.target) for n in gm.graph.nodes if n.op == "call_function"
-                     and isinstance(n.target, types.FunctionType) and op_name(n.target) not in OP_HANDLERS})
+                     and isinstance(n.target, types.FunctionType) and op_name(n.target) not in OP_HANDLERS
+                     and _produces_tensor(n.meta.get("archlint_val"))})
     if opaque:
         # functions registered with torch.fx.wrap (torchvision's shifted_window_attention, ...)
         # are opaque to fx; torch.export traces through them.
@@ -169,6 +170,12 @@ def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any], mode: 
 
 
 _FX_FAILURE: dict[int, str] = {}
+
+
+def _produces_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
 
 
 def _bind_inputs(module: nn.Module, placeholders: list[fx.Node], args: list[Any], kwargs: dict[str, Any]) -> list[Any]:
