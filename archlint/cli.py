@@ -1,46 +1,76 @@
 """The ``archlint`` command.
 
-``archlint PATH... [--input-shape SPEC] [--format table|json] [--output FILE]``.
-Exit codes: 0 ok, 1 lint findings (later), 2 bad input or usage.
+``archlint [check] PATH... [--input-shape SPEC] [--format ...] [--config FILE] ...``,
+``archlint rules``, ``archlint explain AL101``.
+Exit codes: 0 ok, 1 findings at or above ``fail-on``, 2 bad input or configuration.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
 
 import click
 
 from archlint.errors import ArchlintError
 
+FORMATS = ["table", "concise", "json", "sarif", "github", "markdown"]
 
-def _fail(message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+
+def _fail(message: str) -> NoReturn:
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
     click.echo(f"archlint: error: {first}", err=True)
     sys.exit(2)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("targets", nargs=-1, required=True, metavar="PATH...")
+class DefaultGroup(click.Group):
+    """``archlint model.onnx`` means ``archlint check model.onnx``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+            args = ["check", *args]
+        elif not args:
+            args = ["check"]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="archlint", prog_name="archlint")
+def main() -> None:
+    """Static analysis and linting of convolutional networks: per-layer shapes, receptive
+    fields, params and MACs, and findings with quantified savings.
+
+    `archlint PATH...` is short for `archlint check PATH...`.
+    """
+
+
+@main.command()
+@click.argument("targets", nargs=-1, metavar="PATH...")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="SPEC",
               help="Input shape: 1x3x224x224, 1,3,224,224 or name=1x3x224x224 (repeat for several inputs).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report here.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
 @click.option("--all", "show_all", is_flag=True, help="Show shape-only and pass-through layers in the table.")
-@click.version_option(package_name="archlint", prog_name="archlint")
-def main(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool) -> None:
-    """Analyse models: per-layer shapes, receptive field, params and MACs.
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file (default: the nearest pyproject.toml with [tool.archlint]).")
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (overrides the config).")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (added to the config's).")
+@click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), help="Lowest severity that exits 1.")
+@click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
+@click.option("--no-lint", is_flag=True, help="Only analyse; run no rules.")
+def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool,
+          config_path: str | None, select: Sequence[str], ignore: Sequence[str], fail_on: str | None,
+          statistics: bool, no_lint: bool) -> None:
+    """Analyse and lint models.
 
     PATH is an .onnx file, or a PyTorch target package.module:attr or file.py:attr
     (an nn.Module instance or class, or a zero-argument factory; needs archlint[torch]).
+    With no PATH, the `models` listed in [tool.archlint] are checked.
     """
-    from archlint.api import analyze
-    from archlint.input_spec import parse
-
     try:
-        shapes = parse(input_shapes)
-        reports = [analyze(t, shapes) for t in targets]
+        reports, config = _run(targets, input_shapes, config_path, select, ignore, fail_on, no_lint)
     except ArchlintError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -53,20 +83,100 @@ def main(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: 
     for report in reports:
         for warning in report.warnings:
             click.echo(f"archlint: warning: {report.model.get('path') or 'model'}: {warning}", err=True)
-    if fmt == "json":
-        from archlint.reporters import json_report
-        text = json_report.render(reports)
-    else:
-        from archlint.reporters import table
-        text = "\n\n".join(table.render(r, show_all=show_all) for r in reports)
+    text = _render(reports, fmt, show_all)
+    if statistics:
+        from archlint.reporters.table import render_statistics
+        stats = render_statistics(reports)
+        text = f"{text}\n\n{stats}" if fmt in ("table", "concise", "markdown") else text
+        if fmt not in ("table", "concise", "markdown"):
+            click.echo(stats, err=True)
     if output:
         try:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
+            Path(output).write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
             _fail(f"cannot write {output}: {exc.strerror}")
-    else:
+    elif text:
         click.echo(text)
+    from archlint.rules import severity_rank
+    threshold = severity_rank(config.fail_on)
+    if any(severity_rank(f.severity) >= threshold for r in reports for f in r.findings):
+        sys.exit(1)
+
+
+def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, select: Sequence[str],
+         ignore: Sequence[str], fail_on: str | None, no_lint: bool) -> tuple[list[Any], Any]:
+    from archlint import config as config_mod
+    from archlint.api import analyze
+    from archlint.input_spec import parse
+    from archlint.lint import lint
+
+    path = config_path or config_mod.find_config(targets[0] if targets and Path(targets[0]).exists() else ".")
+    config = config_mod.load(path)
+    if select:
+        config.select = config_mod._codes(list(select), "--select", "option")
+    if ignore:
+        config.ignore = config.ignore + config_mod._codes(list(ignore), "--ignore", "option")
+    if fail_on:
+        config.fail_on = fail_on
+    targets = list(targets) or list(config.models)
+    if not targets:
+        raise ArchlintError("no model given: pass PATH..., or list PyTorch targets in [tool.archlint] models")
+    shapes = parse(input_shapes)
+    reports = []
+    for target in targets:
+        spec = shapes if shapes else parse(config.input_shape_for(target))
+        report = analyze(target, spec)
+        if not no_lint:
+            lint(report, config)
+        reports.append(report)
+    return reports, config
+
+
+def _render(reports: list[Any], fmt: str, show_all: bool) -> str:
+    if fmt == "json":
+        from archlint.reporters import json_report
+        return json_report.render(reports)
+    if fmt == "concise":
+        from archlint.reporters import concise
+        return concise.render(reports)
+    if fmt == "sarif":
+        from archlint.reporters import sarif
+        return sarif.render(reports)
+    if fmt == "github":
+        from archlint.reporters import github
+        return github.render(reports)
+    if fmt == "markdown":
+        from archlint.reporters import markdown
+        return markdown.render(reports)
+    from archlint.reporters import table
+    return "\n\n".join(f"{table.render(r, show_all=show_all)}\n\n{table.render_findings(r)}" for r in reports)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True)
+def rules(fmt: str) -> None:
+    """List the rule catalogue."""
+    from archlint.rules import RULES
+    if fmt == "markdown":
+        from archlint.docs import rules_table
+        click.echo(rules_table())
+        return
+    from tabulate import tabulate
+    click.echo(tabulate([[r.code, r.name, r.severity, r.summary] for r in RULES.values()],
+                        headers=["code", "name", "severity", "what it flags"]))
+
+
+@main.command()
+@click.argument("code")
+def explain(code: str) -> None:
+    """Explain one rule: archlint explain AL101."""
+    from archlint.rules import RULES
+    rule = RULES.get(code.upper())
+    if rule is None:
+        _fail(f"unknown rule code '{code}' (see: archlint rules)")
+    options = "".join(f"\n  {k} = {v!r}" for k, v in rule.options.items())
+    click.echo(f"{rule.code} {rule.name} (default severity: {rule.severity})\n\n{rule.summary}.\n\n"
+               f"{rule.explanation}" + (f"\n\nOptions (defaults):{options}" if options else ""))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 from archlint.ops import REGISTRY
 
 START, END = "<!-- ops:start -->", "<!-- ops:end -->"
+RULES_START, RULES_END = "<!-- rules:start -->", "<!-- rules:end -->"
 
 
 def _doc(fn: object) -> str:
@@ -31,11 +32,27 @@ def ops_table() -> str:
     return "\n".join(rows)
 
 
+def rules_table() -> str:
+    """The README's rule catalogue, generated from the rules themselves."""
+    from archlint.rules import RULES
+    rows = ["| code | name | default severity | what it flags | options |", "|---|---|---|---|---|"]
+    for rule in RULES.values():
+        opts = ", ".join(f"`{k}` = `{v}`" for k, v in rule.options.items())
+        rows.append(f"| {rule.code} | `{rule.name}` | {rule.severity} | {rule.summary} | {opts} |")
+    return "\n".join(rows)
+
+
+def _replace(text: str, start: str, end: str, body: str) -> str:
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def update_readme(path: Path) -> bool:
     text = path.read_text(encoding="utf-8")
-    head, _, rest = text.partition(START)
-    _, _, tail = rest.partition(END)
-    new = f"{head}{START}\n{ops_table()}\n{END}{tail}"
+    new = _replace(text, START, END, ops_table())
+    if RULES_START in new:
+        new = _replace(new, RULES_START, RULES_END, rules_table())
     if new != text:
         path.write_text(new, encoding="utf-8")
         return True

@@ -14,7 +14,7 @@ from tests.conftest import ROOT, assert_one_line_error, onnx_path, run_cli
 
 
 def test_table_output_names_layers_and_totals():
-    proc = run_cli(str(onnx_path("resnet_small")))
+    proc = run_cli(str(onnx_path("resnet_small")), "--no-lint")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "/conv1/Conv" in out and "11x11 s4" in out  # stem + maxpool field (REFERENCE.md section 3)
@@ -24,7 +24,7 @@ def test_table_output_names_layers_and_totals():
 
 
 def test_json_contract_keys():
-    proc = run_cli(str(onnx_path("plain_cnn")), "--format", "json")
+    proc = run_cli(str(onnx_path("plain_cnn")), "--format", "json", "--no-lint")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert set(data) >= {"archlint_version", "model", "totals", "layers", "findings"}
@@ -45,7 +45,7 @@ def test_json_contract_keys():
 def test_output_file_and_several_paths(tmp_path):
     out = tmp_path / "r.json"
     proc = run_cli(str(onnx_path("plain_cnn")), str(onnx_path("dilated_stack")), "--format", "json",
-                   "--output", str(out))
+                   "--output", str(out), "--no-lint")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(out.read_text())
     assert [d["totals"]["macs"] for d in data] == [1_917_568, 1_417_216]
@@ -74,7 +74,7 @@ def test_external_data_absent_still_analyses(tmp_path):
     """The dynamo export keeps its weights in a .data file; without it, params come from dims."""
     src = onnx_path("resnet_small", "dynamo")
     shutil.copy(src, tmp_path / src.name)  # no .data beside it
-    proc = run_cli(str(tmp_path / src.name), "--format", "json")
+    proc = run_cli(str(tmp_path / src.name), "--format", "json", "--no-lint")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["totals"]["macs"] == 6_865_216
 
@@ -147,7 +147,7 @@ def _model_with_custom_op(path):
 def test_unknown_domain_op_is_listed_and_totals_partial(tmp_path):
     path = tmp_path / "custom.onnx"
     _model_with_custom_op(path)
-    proc = run_cli(str(path), "--format", "json")
+    proc = run_cli(str(path), "--format", "json", "--no-lint")
     assert proc.returncode == 0
     assert "totals are partial" in proc.stderr and "Traceback" not in proc.stderr
     data = json.loads(proc.stdout)
@@ -159,6 +159,8 @@ def test_unknown_domain_op_is_listed_and_totals_partial(tmp_path):
     assert fancy["macs"] is None and fancy["flops"] is None  # never a silent zero
     table = run_cli(str(path))
     assert "not costed" in table.stdout and "fancy (com.example.FancyNorm)" in table.stdout
+    # linted, the partial totals are a finding (AL302, a warning): exit 1 under the default fail-on
+    assert table.returncode == 1 and "AL302 [warning]" in table.stdout
 
 
 def test_pickled_torch_file_is_refused(tmp_path):

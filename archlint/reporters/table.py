@@ -55,3 +55,26 @@ def render(report: Report, show_all: bool = False) -> str:
         for u in t.uncounted_ops:
             lines.append(f"  {u['layer']} ({u['op']}): {u['reason']}")
     return "\n".join(lines)
+
+
+def render_findings(report: Report) -> str:
+    """Findings after the layer table: severity, code, layer and message."""
+    if not report.findings:
+        return "findings: none"
+    lines = [f"findings ({len(report.findings)}):"]
+    for f in report.findings:
+        where = f" {f.layer}" if f.layer else ""
+        src = f" ({f.source[0]}:{f.source[1]})" if f.source else ""
+        lines.append(f"  {f.code} [{f.severity}]{where}{src}: {f.message}")
+    return "\n".join(lines)
+
+
+def render_statistics(reports: list[Report]) -> str:
+    """Counts per rule over every report, like ruff --statistics."""
+    from collections import Counter
+
+    counts = Counter((f.code, f.name, f.severity) for r in reports for f in r.findings)
+    if not counts:
+        return "no findings"
+    return "\n".join(f"{n:5d}  {code}  {name} [{sev}]" for (code, name, sev), n in
+                     sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][0])))

@@ -1,0 +1,211 @@
+"""``[tool.archlint]`` configuration: found in the nearest ``pyproject.toml`` above the
+analysed file (as ruff does), or given with ``--config``; command-line flags override it.
+
+Keys (unknown keys or rule codes are an error, exit 2)::
+
+    [tool.archlint]
+    select = ["AL1", "AL2"]          # codes or prefixes; default: every rule
+    ignore = ["AL107"]
+    fail-on = "warning"              # info | warning | error: lowest severity that exits 1
+    models = ["mypkg.models:resnet"] # PyTorch targets checked when no path is given (pre-commit)
+    input-shapes = {"models/*.onnx" = "1x3x224x224", "mypkg.models:resnet" = "1x3x224x224"}
+    per-layer-ignores = {"layer1.*" = ["AL105"]}
+    per-file-ignores = {"legacy/*.onnx" = ["AL1"]}
+
+    [tool.archlint.budgets]          # AL301
+    params = "25M"
+
+    [tool.archlint.rules.AL101]      # rule options
+    min-reduction = 0.6
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archlint.errors import ArchlintError
+from archlint.rules import RULES, SEVERITIES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+KEYS = {"select", "ignore", "fail-on", "models", "input-shapes", "per-layer-ignores", "per-file-ignores", "budgets",
+        "rules"}
+
+
+@dataclass
+class Config:
+    select: list[str] = field(default_factory=lambda: ["AL"])
+    ignore: list[str] = field(default_factory=list)
+    fail_on: str = "warning"
+    models: list[str] = field(default_factory=list)
+    input_shapes: dict[str, str] = field(default_factory=dict)
+    per_layer_ignores: dict[str, list[str]] = field(default_factory=dict)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    path: Path | None = None
+
+    def enabled(self, code: str, model_path: str | None = None) -> bool:
+        """Selected by the longest matching prefix, ``ignore`` winning ties (as ruff)."""
+        sel = max((len(p) for p in self.select if code.startswith(p)), default=-1)
+        ign = max((len(p) for p in self.ignore if code.startswith(p)), default=-1)
+        if sel < 0 or ign >= sel:
+            return False
+        if model_path:
+            for pattern, codes in self.per_file_ignores.items():
+                if _path_match(model_path, pattern, self.path) and any(code.startswith(c) for c in codes):
+                    return False
+        return True
+
+    def layer_ignored(self, code: str, layer: str | None) -> bool:
+        if layer is None:
+            return False
+        return any(fnmatch.fnmatchcase(layer, pattern) and any(code.startswith(c) for c in codes)
+                   for pattern, codes in self.per_layer_ignores.items())
+
+    def options(self, code: str) -> dict[str, Any]:
+        opts = dict(RULES[code].options)
+        opts.update(self.rule_options.get(code, {}))
+        return opts
+
+    def input_shape_for(self, target: str) -> str | None:
+        for pattern, spec in self.input_shapes.items():
+            if target == pattern or _path_match(target, pattern, self.path):
+                return spec
+        return None
+
+
+def _path_match(path: str, pattern: str, config_path: Path | None) -> bool:
+    candidates = {path, Path(path).as_posix(), Path(path).name}
+    if config_path is not None:
+        try:
+            candidates.add(Path(path).resolve().relative_to(config_path.parent.resolve()).as_posix())
+        except ValueError:
+            pass
+    return any(fnmatch.fnmatchcase(c, pattern) for c in candidates)
+
+
+def find_config(start: str | Path | None) -> Path | None:
+    """The nearest ``pyproject.toml`` with a ``[tool.archlint]`` table, from ``start`` upward."""
+    here = Path(start or ".").resolve()
+    if here.is_file() or not here.exists():
+        here = here.parent
+    for directory in (here, *here.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            if "archlint" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def load(path: str | Path | None) -> Config:
+    """Read and validate a config file (a pyproject.toml, or a TOML file whose top level or
+    ``[tool.archlint]`` holds the keys). ``None``: the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArchlintError(f"config {path}: no such file") from None
+    except OSError as exc:
+        raise ArchlintError(f"config {path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ArchlintError(f"config {path}: invalid TOML ({exc})") from None
+    table = data.get("tool", {}).get("archlint", data if "tool" not in data else {})
+    return from_dict(table, p)
+
+
+def _codes(value: Any, key: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ArchlintError(f"{where}: '{key}' must be a list of rule codes")
+    out = []
+    for code in value:
+        code = code.strip().upper()
+        if code != "ALL" and not any(c.startswith(code) for c in RULES):
+            raise ArchlintError(f"{where}: unknown rule code '{code}' in '{key}' (see: archlint rules)")
+        out.append("AL" if code == "ALL" else code)
+    return out
+
+
+def from_dict(table: dict[str, Any], path: Path | None = None) -> Config:
+    where = f"config {path}" if path else "config"
+    if not isinstance(table, dict):
+        raise ArchlintError(f"{where}: [tool.archlint] must be a table")
+    unknown = set(table) - KEYS
+    if unknown:
+        raise ArchlintError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} in [tool.archlint] "
+                            f"(known: {', '.join(sorted(KEYS))})")
+    cfg = Config(path=path)
+    if "select" in table:
+        cfg.select = _codes(table["select"], "select", where)
+    if "ignore" in table:
+        cfg.ignore = _codes(table["ignore"], "ignore", where)
+    if "fail-on" in table:
+        cfg.fail_on = check_severity(table["fail-on"], where)
+    models = table.get("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+        raise ArchlintError(f"{where}: 'models' must be a list of targets such as 'pkg.module:attr'")
+    cfg.models = models
+    for key, attr in (("input-shapes", "input_shapes"),):
+        value = table.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ArchlintError(f"{where}: '{key}' must map model paths or targets to shapes like '1x3x224x224'")
+        setattr(cfg, attr, dict(value))
+    for key, attr in (("per-layer-ignores", "per_layer_ignores"), ("per-file-ignores", "per_file_ignores")):
+        value = table.get(key, {})
+        if not isinstance(value, dict):
+            raise ArchlintError(f"{where}: '{key}' must map glob patterns to lists of rule codes")
+        setattr(cfg, attr, {pattern: _codes(codes, key, where) for pattern, codes in value.items()})
+    budgets = table.get("budgets", {})
+    if not isinstance(budgets, dict):
+        raise ArchlintError(f"{where}: [tool.archlint.budgets] must be a table")
+    rules = table.get("rules", {})
+    if not isinstance(rules, dict):
+        raise ArchlintError(f"{where}: [tool.archlint.rules] must be a table of rule codes")
+    options: dict[str, dict[str, Any]] = {}
+    if budgets:
+        options["AL301"] = dict(budgets)
+    for code, opts in rules.items():
+        code_u = code.upper()
+        if code_u not in RULES:
+            raise ArchlintError(f"{where}: unknown rule code '{code}' in [tool.archlint.rules]")
+        if not isinstance(opts, dict):
+            raise ArchlintError(f"{where}: [tool.archlint.rules.{code}] must be a table")
+        options.setdefault(code_u, {}).update(opts)
+    for code, opts in options.items():
+        known = set(RULES[code].options)
+        bad = set(opts) - known
+        if bad:
+            raise ArchlintError(f"{where}: unknown option(s) {', '.join(sorted(bad))} for {code} "
+                                f"(known: {', '.join(sorted(known)) or 'none'})")
+        for key, value in opts.items():
+            default = RULES[code].options[key]
+            if default is not None and type(default) is not type(value) and not (
+                    isinstance(default, float) and isinstance(value, int)):
+                raise ArchlintError(f"{where}: option {key} of {code} must be a {type(default).__name__}, "
+                                    f"got {value!r}")
+    if "AL301" in options:
+        from archlint.rules.model import parse_quantity
+        for key, value in options["AL301"].items():
+            parse_quantity(value, key)
+    cfg.rule_options = options
+    return cfg
+
+
+def check_severity(value: Any, where: str = "option") -> str:
+    if value not in SEVERITIES:
+        raise ArchlintError(f"{where}: fail-on must be one of {', '.join(SEVERITIES)}, got {value!r}")
+    return str(value)

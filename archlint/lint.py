@@ -1,0 +1,46 @@
+"""The rule engine: run the selected rules over an analysed report, apply per-layer and
+per-file ignores and source suppressions, and report unused suppressions (AL001)."""
+
+from __future__ import annotations
+
+from archlint.config import Config
+from archlint.report import Report
+from archlint.rules import RULES, Finding, severity_rank
+from archlint.rules.suppression import ALL, layer_suppressions
+
+
+def lint(report: Report, config: Config | None = None) -> list[Finding]:
+    """Fill ``report.findings`` and return them, most severe first, then in layer order."""
+    config = config or Config()
+    path = report.model.get("path")
+    suppressions = layer_suppressions(report)
+    used: dict[str, set[str]] = {}
+    findings: list[Finding] = []
+    for code, rule in RULES.items():
+        if code == "AL001" or not config.enabled(code, path):
+            continue
+        for finding in rule.check(rule, report, config.options(code)):
+            if config.layer_ignored(code, finding.layer):
+                continue
+            codes = suppressions.get(finding.layer or "", (set(), ""))[0]
+            if code in codes or ALL in codes:
+                used.setdefault(finding.layer or "", set()).add(code if code in codes else ALL)
+                continue
+            finding.path = path
+            findings.append(finding)
+    if config.enabled("AL001", path):
+        rule = RULES["AL001"]
+        for layer, (codes, where) in suppressions.items():
+            stale = sorted(c for c in codes - used.get(layer, set())
+                           if c == ALL or (c in RULES and config.enabled(c, path)))
+            unknown = sorted(c for c in codes if c != ALL and c not in RULES)
+            if stale or unknown:
+                what = ", ".join(stale + [f"{c} (unknown code)" for c in unknown])
+                rec = report.layer(layer)
+                f = rule.finding(f"suppression of {what} at {where} matches no finding; remove it", rec)
+                f.path = path
+                findings.append(f)
+    order = {rec.name: i for i, rec in enumerate(report.layers)}
+    findings.sort(key=lambda f: (-severity_rank(f.severity), order.get(f.layer or "", -1), f.code))
+    report.findings = findings
+    return findings

@@ -1,0 +1,28 @@
+"""GitHub Actions workflow commands: ``::warning file=...,line=...,title=AL101::message``."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from archlint.report import Report
+
+LEVELS = {"error": "error", "warning": "warning", "info": "notice"}
+
+
+def _escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def render(reports: Sequence[Report]) -> str:
+    lines = []
+    for report in reports:
+        path = report.model.get("path") or "model"
+        for f in report.findings:
+            props = [f"file={_escape(f.source[0] if f.source else path, True)}"]
+            if f.source:
+                props.append(f"line={f.source[1]}")
+            props.append(f"title={_escape(f'{f.code} {f.name}', True)}")
+            where = f"{f.layer}: " if f.layer else ""
+            lines.append(f"::{LEVELS[f.severity]} {','.join(props)}::{_escape(where + f.message)}")
+    return "\n".join(lines)

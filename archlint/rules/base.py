@@ -1,0 +1,83 @@
+"""The rule engine's building blocks: :class:`Rule`, :class:`Finding`, :class:`Saving`.
+
+A rule is a small object with a code (``AL`` + 3 digits, grouped by family: 1xx layer
+cost and geometry, 2xx receptive field, 3xx model budgets and completeness), a kebab-case
+name, a default severity, a one-line message, a longer explanation with an example,
+configurable options, and a check over the analysed report that yields findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+SEVERITIES = ("info", "warning", "error")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class Saving:
+    """Cost of a layer before and after a proposed change. ``bytes`` is memory traffic:
+    input and output activations plus weights, read or written once each (ShuffleNet V2's
+    memory access cost), in bytes for the report's dtype."""
+
+    params: tuple[int, int]
+    macs: tuple[int, int]
+    bytes: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: {"before": v[0], "after": v[1]} for k, v in
+                (("params", self.params), ("macs", self.macs), ("bytes", self.bytes))}
+
+    @staticmethod
+    def pct(before: int, after: int) -> str:
+        if before == 0:
+            return "n/a"
+        return f"{100 * (after - before) / before:+.0f}%"
+
+
+@dataclass
+class Finding:
+    """One rule firing on one layer (or on the whole model when ``layer`` is None)."""
+
+    code: str
+    name: str
+    severity: str
+    message: str
+    layer: str | None = None
+    source: tuple[str, int] | None = None
+    saving: Saving | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"code": self.code, "name": self.name, "severity": self.severity,
+                             "layer": self.layer, "message": self.message}
+        if self.source:
+            d["source"] = {"file": self.source[0], "line": self.source[1]}
+        if self.saving:
+            d["saving"] = self.saving.to_dict()
+        if self.details:
+            d["details"] = self.details
+        return d
+
+
+CheckFn = Callable[["Rule", Any, dict[str, Any]], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    severity: str
+    summary: str
+    explanation: str
+    check: CheckFn
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def finding(self, message: str, layer: Any = None, severity: str | None = None, **kwargs: Any) -> Finding:
+        return Finding(self.code, self.name, severity or self.severity, message,
+                       layer=getattr(layer, "name", layer), source=getattr(layer, "source", None), **kwargs)

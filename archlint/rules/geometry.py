@@ -1,0 +1,221 @@
+"""AL104-AL108: geometry and parameter smells of single layers."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from archlint.ops.conv import resolve_pads
+from archlint.ops.registry import OpCall
+from archlint.report import Report
+from archlint.rules.base import Finding, Rule, Saving
+from archlint.rules.views import conv_views
+
+
+def check_ignored_border(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+    """Per axis, ``(in + pb + pe - k_eff) mod s`` padded rows after the last window are never
+    read; only rows beyond the end padding are real input (REFERENCE.md section 1)."""
+    graph = report.graph
+    if graph is None:
+        return
+    for rec in report.layers:
+        if rec.kind not in ("conv", "pool") or rec.output_shape is None:
+            continue
+        layer = graph.layer(rec.name)
+        attrs = layer.attrs
+        x = graph.shape(layer.inputs[0])
+        if x is None or attrs.get("ceil_mode") or not attrs.get("kernel"):
+            continue
+        kernel = attrs["kernel"]
+        n = len(kernel)
+        stride = attrs.get("stride") or [1] * n
+        dilation = attrs.get("dilation") or [1] * n
+        begins, ends = resolve_pads(OpCall(attrs, [x], [rec.output_shape]))
+        ignored = {}
+        for axis in range(n):
+            k_eff = dilation[axis] * (kernel[axis] - 1) + 1
+            if k_eff < stride[axis]:
+                continue  # windows leave gaps everywhere: AL105's subject, not a border effect
+            size = x[2 + axis]
+            unread = (size + begins[axis] + ends[axis] - k_eff) % stride[axis]
+            if unread - ends[axis] > 0:
+                ignored[axis] = (unread - ends[axis], size, begins[axis], ends[axis], k_eff, stride[axis])
+        if ignored:
+            names = {n - 2: "rows", n - 1: "columns"}
+            parts = [f"last {real} input {names.get(axis, f'slices of axis {axis}')} (in {size} + pads "
+                     f"{pb}+{pe} - k_eff {k} = {size + pb + pe - k}, mod stride {s} = {real + pe})"
+                     for axis, (real, size, pb, pe, k, s) in ignored.items()]
+            yield rule.finding(
+                f"{rec.op}: the {' and the '.join(parts)} are never read by any window; change the padding "
+                f"or the input size so that (in + pads - k_eff) is a multiple of the stride", rec,
+                details={"ignored": {str(a): v[0] for a, v in ignored.items()}})
+
+
+def check_strided_pointwise(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+    for v in conv_views(report):
+        if max(v.kernel) != 1 or max(v.stride) <= 1:
+            continue
+        kept = 1
+        for s in v.stride:
+            kept *= s
+        stride = "x".join(map(str, v.stride))
+        yield rule.finding(
+            f"1x1 conv with stride {stride} reads 1 of every {kept} input positions and discards "
+            f"{kept - 1}/{kept} of its input; average-pool with stride {stride} first, then a 1x1 conv with "
+            f"stride 1 (ResNet-D, He et al. 2019: same cost, the whole input used)", v,
+            details={"discarded_share": (kept - 1) / kept})
+
+
+def check_bias_before_bn(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+    graph = report.graph
+    if graph is None:
+        return
+    for rec in report.layers:
+        if rec.kind not in ("conv", "linear", "conv_transpose"):
+            continue
+        layer = graph.layer(rec.name)
+        if len(layer.inputs) < 3 or not layer.inputs[2]:
+            continue
+        bias_shape = graph.shape(layer.inputs[2])
+        consumers = list(graph.g.successors(rec.name))
+        if len(consumers) != 1:
+            continue
+        nxt = graph.layer(consumers[0])
+        if nxt.kind != "norm" or "batchnorm" not in nxt.op.lower().replace("_", ""):
+            continue
+        wasted = bias_shape[0] if bias_shape else 0
+        params_b = rec.params
+        yield rule.finding(
+            f"{rec.op} has a bias ({wasted} parameters) and feeds straight into {nxt.op} '{nxt.name}', whose "
+            f"mean subtraction cancels it; use bias=False", rec,
+            saving=Saving((params_b, params_b - wasted), (rec.macs or 0, rec.macs or 0), (0, 0)))
+
+
+def check_channel_alignment(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+    graph = report.graph
+    if graph is None:
+        return
+    m = opts["multiple"]
+    outputs = set(graph.outputs)
+    inputs = set(graph.inputs)
+    for rec in report.layers:
+        if rec.kind not in ("conv", "linear") or rec.macs is None:
+            continue
+        layer = graph.layer(rec.name)
+        x, w = graph.shape(layer.inputs[0]), graph.shape(layer.inputs[1]) if len(layer.inputs) > 1 else None
+        if x is None or w is None or rec.output_shape is None:
+            continue
+        if rec.kind == "conv":
+            groups = int(layer.attrs.get("groups", 1))
+            if groups > 1 and groups == x[1]:
+                continue  # depthwise: no tensor-core GEMM to align
+            cin, cout = x[1], rec.output_shape[1]
+        else:
+            cin, cout = x[-1], rec.output_shape[-1]
+        bad = []
+        if cin % m and not (layer.inputs[0] in inputs and cin <= 4):
+            bad.append(f"{cin} input")
+        if cout % m and not (opts["skip-output-layers"] and set(layer.outputs) & outputs):
+            bad.append(f"{cout} output")
+        if bad:
+            yield rule.finding(
+                f"{' and '.join(bad)} channels are not a multiple of {m}: tensor cores and vectorised kernels "
+                f"pad or fall back to slower paths; round to a multiple of {m}", rec,
+                details={"in_channels": cin, "out_channels": cout, "multiple": m})
+
+
+def check_gridding(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+    """A dilated conv whose nearest conv ancestors (through pointwise layers) share its
+    dilation rate > 1: the stack samples a sparse grid (Wang et al. 2018, hybrid dilated conv)."""
+    graph = report.graph
+    if graph is None:
+        return
+    passthrough = {"activation", "norm", "identity", "elementwise", "pad"}
+    for rec in report.layers:
+        if rec.kind != "conv":
+            continue
+        dilation = tuple(graph.layer(rec.name).attrs.get("dilation") or ())
+        if not dilation or max(dilation) <= 1:
+            continue
+        stack, seen, previous = list(graph.g.predecessors(rec.name)), set(), []
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            layer = graph.layer(name)
+            if layer.kind == "conv":
+                previous.append(layer)
+            elif layer.kind in passthrough:
+                stack.extend(graph.g.predecessors(name))
+        same = [p for p in previous if tuple(p.attrs.get("dilation") or ()) == dilation]
+        if same:
+            rate = "x".join(map(str, dilation))
+            yield rule.finding(
+                f"dilation {rate} follows '{same[0].name}' with the same dilation: the stacked kernels only "
+                f"sample every {max(dilation)}-th position (gridding); use rates without a common factor, "
+                f"e.g. 1, 2, 5 (hybrid dilated convolution)", rec, details={"previous": same[0].name})
+
+
+AL104 = Rule(
+    "AL104", "ignored-border", "warning",
+    "strided window whose last input rows or columns are never read",
+    """When (in + pad_begin + pad_end - k_eff) mod stride != 0, the last rows or columns of the padded
+input are not covered by any window (REFERENCE.md section 1). Rows that are only end padding do not
+matter; the rule fires when real input pixels are skipped, so features at the right or bottom border
+are silently ignored.
+
+Example:
+    nn.Conv2d(3, 16, 3, stride=2)    # on 224 px: (224 - 3) mod 2 = 1, the last column is never read
+    nn.Conv2d(3, 16, 3, stride=2, padding=1)   # (224 + 2 - 3) mod 2 = 1, but that column is padding""",
+    check_ignored_border)
+
+AL105 = Rule(
+    "AL105", "strided-pointwise", "warning",
+    "strided 1x1 conv that discards (s^2-1)/s^2 of its input",
+    """A 1x1 convolution with stride s reads one input position in s^2 (in 2-D) and throws the rest away,
+as in ResNet's original downsampling shortcut. ResNet-D (He et al., "Bag of Tricks", 2019) average-pools
+with stride s first and then applies the 1x1 conv with stride 1: the same MACs, but every input
+position contributes.
+
+Example:
+    nn.Conv2d(256, 512, 1, stride=2)
+    # becomes
+    nn.AvgPool2d(2, 2), nn.Conv2d(256, 512, 1)""",
+    check_strided_pointwise)
+
+AL106 = Rule(
+    "AL106", "bias-before-batchnorm", "warning",
+    "conv or linear bias directly followed by BatchNorm (redundant parameters)",
+    """BatchNorm subtracts the per-channel mean, so a bias added just before it is cancelled and its
+parameters are wasted (they still cost memory and an add). Set bias=False on the layer.
+
+Example:
+    nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64)               # 64 useless parameters
+    nn.Conv2d(64, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64)""",
+    check_bias_before_bn)
+
+AL107 = Rule(
+    "AL107", "channel-alignment", "info",
+    "conv or linear channel count not a multiple of 8 (tensor-core alignment)",
+    """GEMM and convolution kernels on tensor cores (and most vectorised CPU kernels) work on channel
+blocks of 8 (fp16), 16 (int8) or more; other counts are padded or take slower paths. The rule checks the
+input and output channels of conv (except depthwise) and linear layers. The image input's channels
+(<= 4) and, by default, layers producing a model output (the classifier) are exempt.
+Options: `multiple` (8, 16 or 32; default 8), `skip-output-layers` (default true).
+
+Example:
+    nn.Conv2d(64, 100, 3)   # 100 output channels: use 96 or 104""",
+    check_channel_alignment, {"multiple": 8, "skip-output-layers": True})
+
+AL108 = Rule(
+    "AL108", "dilation-gridding", "warning",
+    "consecutive dilated convs sharing a dilation rate > 1 (gridding)",
+    """Stacking convolutions with the same dilation rate r > 1 makes every unit depend only on inputs
+on a grid of spacing r: neighbouring pixels never interact (Wang et al., "Understanding Convolution for
+Semantic Segmentation", 2018). Use rates without a common factor (hybrid dilated convolution, e.g.
+1, 2, 5).
+
+Example:
+    nn.Conv2d(64, 64, 3, padding=2, dilation=2), nn.Conv2d(64, 64, 3, padding=2, dilation=2)   # gridding
+    nn.Conv2d(64, 64, 3, padding=1, dilation=1), nn.Conv2d(64, 64, 3, padding=2, dilation=2)   # fine""",
+    check_gridding)

@@ -1,0 +1,157 @@
+"""AL1xx substitution rules: a cheaper layer with the same output shape and receptive field.
+
+Each finding names the replacement's exact shapes and carries the saving (params, MACs,
+memory traffic before and after), with the caveat that MACs are not latency.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from archlint.report import Report
+from archlint.rules.base import Finding, Rule, Saving
+from archlint.rules.views import ConvView, conv_views, human
+
+
+def _dims(v: ConvView) -> str:
+    return f"{len(v.kernel)}d"
+
+
+def _depthwise_separable(v: ConvView) -> tuple[int, int, int]:
+    """Depthwise KxK (Ci, stride s) + pointwise 1x1 Ci->Co on the output grid:
+    MACs ``P*Ci*K^2 + P*Ci*Co`` for ``P`` output positions, params ``Ci*K^2 + Ci*Co (+Co)``,
+    traffic with the ``P*Ci`` intermediate written and read once."""
+    macs = v.out_positions * v.ci * v.k_area + v.out_positions * v.ci * v.co
+    params = v.ci * v.k_area + v.ci * v.co + (v.co if v.has_bias else 0)
+    traffic = v.traffic(params, intermediates=v.out_positions * v.ci)
+    return params, macs, traffic
+
+
+def check_depthwise_separable(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+    for v in conv_views(report):
+        if v.groups != 1 or max(v.kernel) <= 1 or v.ci < opts["min-channels"] or v.co < opts["min-channels"]:
+            continue
+        params_b, macs_b = v.record.params, v.record.macs or 0
+        params_a, macs_a, bytes_a = _depthwise_separable(v)
+        if macs_b == 0 or 1 - macs_a / macs_b < opts["min-reduction"]:
+            continue
+        bytes_b = v.traffic(params_b + v.record.shared_params)
+        ratio = 1 / v.co + 1 / v.k_area
+        k = v.kernel_text()
+        stride = "x".join(map(str, v.stride))
+        message = (f"dense {k} conv {v.ci}->{v.co}: depthwise {k} conv ({v.ci} channels, stride {stride}) + "
+                   f"pointwise 1x1 conv {v.ci}->{v.co} would cut MACs {Saving.pct(macs_b, macs_a)} "
+                   f"({human(macs_b)} -> {human(macs_a)}; 1/Co + 1/K^2 = {ratio:.3f}) and params "
+                   f"{Saving.pct(params_b, params_a)}; memory traffic {Saving.pct(bytes_b, bytes_a)}. Caveat: "
+                   f"depthwise convs do about K^2/2 multiply-adds per element moved and are memory-bound, "
+                   f"so the latency saving is far smaller than the MAC saving")
+        yield rule.finding(message, v, saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a)),
+                           details={"replacement": [
+                               {"op": "conv", "kernel": list(v.kernel), "in_channels": v.ci, "out_channels": v.ci,
+                                "groups": v.ci, "stride": list(v.stride)},
+                               {"op": "conv", "kernel": [1] * len(v.kernel), "in_channels": v.ci,
+                                "out_channels": v.co, "groups": 1, "stride": [1] * len(v.kernel)}],
+                               "ratio": ratio})
+
+
+def check_grouped(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+    for v in conv_views(report):
+        if v.groups != 1 or max(v.kernel) <= 1 or min(v.ci, v.co) < opts["min-channels"]:
+            continue
+        options = [g for g in opts["group-counts"] if v.ci % g == 0 and v.co % g == 0]
+        if not options:
+            continue
+        params_b, macs_b = v.record.params, v.record.macs or 0
+        bytes_b = v.traffic(params_b + v.record.shared_params)
+        weights = v.co * v.ci * v.k_area
+        bias = v.co if v.has_bias else 0
+        rows = []
+        for g in options:
+            params_a = weights // g + bias
+            rows.append({"groups": g, "params": params_a, "macs": macs_b // g,
+                         "bytes": v.traffic(params_a)})
+        best = rows[-1]
+        text = ", ".join(f"G={r['groups']}: MACs {human(r['macs'])}, traffic {Saving.pct(bytes_b, r['bytes'])}"
+                         for r in rows)
+        message = (f"dense {v.kernel_text()} conv {v.ci}->{v.co}: a grouped conv divides MACs and weights by G "
+                   f"({text}). Caveat: activation traffic does not shrink with G (ShuffleNet V2, guideline G2: a "
+                   f"1x1 conv with G=8 ran over 2x slower than G=1 at equal FLOPs), and groups need a channel "
+                   f"shuffle or mixing layer to exchange information")
+        yield rule.finding(message, v, saving=Saving((params_b, best["params"]), (macs_b, best["macs"]),
+                                                     (bytes_b, best["bytes"])), details={"options": rows})
+
+
+def check_large_kernel(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+    """K x K (odd K >= 5, stride 1, no dilation) -> (K-1)/2 stacked 3x3 convs: field
+    ``1 + 2 * (K-1)/2 = K`` unchanged. First 3x3 Ci->Co, the rest Co->Co, same groups."""
+    for v in conv_views(report):
+        k = v.kernel
+        if len(set(k)) != 1 or k[0] < opts["min-kernel"] or k[0] % 2 == 0 or any(s != 1 for s in v.stride) \
+                or any(d != 1 for d in v.dilation):
+            continue
+        n = (k[0] - 1) // 2
+        nd = len(k)
+        tap = 3 ** nd
+        g = v.groups
+        params_a = tap * v.ci * v.co // g + (n - 1) * tap * v.co * v.co // g + (n * v.co if v.has_bias else 0)
+        macs_a = v.out_positions * (tap * v.ci * v.co // g + (n - 1) * tap * v.co * v.co // g)
+        params_b, macs_b = v.record.params, v.record.macs or 0
+        if macs_a >= macs_b:
+            continue
+        bytes_b = v.traffic(params_b)
+        bytes_a = v.traffic(params_a, intermediates=(n - 1) * v.out_elements)
+        message = (f"{v.kernel_text()} conv {v.ci}->{v.co}: {n} stacked 3x3 convs (same {k[0]}x{k[0]} receptive "
+                   f"field) would cut MACs {Saving.pct(macs_b, macs_a)} ({human(macs_b)} -> {human(macs_a)}) and "
+                   f"params {Saving.pct(params_b, params_a)}, and add {n - 1} nonlinearities (VGG); memory traffic "
+                   f"{Saving.pct(bytes_b, bytes_a)} from the intermediate maps")
+        yield rule.finding(message, v, saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a)),
+                           details={"stacked_3x3": n})
+
+
+AL101 = Rule(
+    "AL101", "depthwise-separable-candidate", "info",
+    "dense KxK conv that a depthwise KxK + pointwise 1x1 pair would replace for a fraction of the MACs",
+    """A dense KxK convolution (groups = 1, K > 1) from Ci to Co channels costs Ci*Co*K^2 multiply-adds per
+output position. A depthwise KxK convolution (groups = Ci) followed by a pointwise 1x1 convolution costs
+Ci*K^2 + Ci*Co: a ratio of 1/Co + 1/K^2 (MobileNets, Howard et al. 2017), about 1/9 for 3x3 kernels.
+
+The finding gives the replacement's exact shapes, the MAC, parameter and memory-traffic change. Caveat:
+a depthwise conv does only about K^2/2 multiply-adds per element it moves, so it is memory-bound on most
+hardware and the latency saving is much smaller than the MAC saving; the intermediate map also adds
+traffic. Options: `min-reduction` (share of MACs saved, default 0.5), `min-channels` (default 16).
+
+Example:
+    nn.Conv2d(64, 128, 3, padding=1)
+    # becomes
+    nn.Conv2d(64, 64, 3, padding=1, groups=64), nn.Conv2d(64, 128, 1)   # MACs x (1/128 + 1/9)""",
+    check_depthwise_separable, {"min-reduction": 0.5, "min-channels": 16})
+
+AL102 = Rule(
+    "AL102", "grouped-conv-candidate", "info",
+    "dense conv with many channels where a grouped conv would divide MACs and weights by G",
+    """A dense KxK convolution with many input and output channels can be grouped (ResNeXt): with G
+groups each output channel sees Ci/G inputs, so MACs and weights drop to 1/G. The finding lists each
+group count that divides both channel counts, with MACs and memory traffic.
+
+Caveat (ShuffleNet V2, guideline G2): activation traffic hw(c1 + c2) does not shrink with G, so a grouped
+conv is more memory-bound; a 1x1 conv with G=8 ran over 2x slower than G=1 at equal FLOPs on a GPU.
+Groups also stop information flowing between channel groups unless a shuffle follows.
+Options: `min-channels` (default 64), `group-counts` (default [2, 4, 8, 16, 32]).
+
+Example:
+    nn.Conv2d(256, 256, 3, padding=1)            # 589,824 weights
+    nn.Conv2d(256, 256, 3, padding=1, groups=8)  # 73,728 weights""",
+    check_grouped, {"min-channels": 64, "group-counts": [2, 4, 8, 16, 32]})
+
+AL103 = Rule(
+    "AL103", "large-kernel", "info",
+    "KxK conv (K >= 5) that stacked 3x3 convs would replace with the same receptive field",
+    """A stride-1 KxK convolution with odd K >= 5 has the same receptive field as (K-1)/2 stacked 3x3
+convolutions, which together have fewer parameters and MACs when the channel counts are similar, and add
+nonlinearities between them (VGG, Simonyan & Zisserman 2015). The finding gives the stacked version's
+params, MACs and memory traffic (the intermediate maps are extra traffic). Option: `min-kernel` (default 5).
+
+Example:
+    nn.Conv2d(64, 64, 5, padding=2)                                   # 25 * 64 * 64 weights
+    nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1)  # 18 * 64 * 64""",
+    check_large_kernel, {"min-kernel": 5})

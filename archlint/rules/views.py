@@ -1,0 +1,92 @@
+"""Read-only views of analysed layers that rules need: conv geometry and memory traffic."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+from archlint.analyses.cost import DTYPE_BYTES
+from archlint.ops.conv import resolve_pads
+from archlint.ops.registry import OpCall
+from archlint.report import LayerRecord, Report
+
+
+@dataclass(frozen=True)
+class ConvView:
+    """A conv layer's geometry: ``x [N, Ci, *in]``, weight ``[Co, Ci/G, *k]``, output ``[N, Co, *out]``."""
+
+    record: LayerRecord
+    n: int
+    ci: int
+    co: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pads_begin: tuple[int, ...]
+    pads_end: tuple[int, ...]
+    groups: int
+    in_spatial: tuple[int, ...]
+    out_spatial: tuple[int, ...]
+    has_bias: bool
+    elem_bytes: int
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def source(self) -> tuple[str, int] | None:
+        return self.record.source
+
+    @property
+    def k_area(self) -> int:
+        return math.prod(self.kernel)
+
+    @property
+    def out_positions(self) -> int:
+        return self.n * math.prod(self.out_spatial)
+
+    @property
+    def in_elements(self) -> int:
+        return self.n * self.ci * math.prod(self.in_spatial)
+
+    @property
+    def out_elements(self) -> int:
+        return self.out_positions * self.co
+
+    def kernel_text(self) -> str:
+        return "x".join(str(k) for k in self.kernel)
+
+    def traffic(self, weights: int, intermediates: int = 0) -> int:
+        """Bytes moved: input + output activations + weights, plus every intermediate tensor
+        written and read back once (``hw(c1 + c2) + weights``, ShuffleNet V2)."""
+        return (self.in_elements + self.out_elements + weights + 2 * intermediates) * self.elem_bytes
+
+
+def conv_views(report: Report) -> Iterator[ConvView]:
+    graph = report.graph
+    if graph is None:
+        return
+    for rec in report.layers:
+        if rec.kind != "conv" or rec.macs is None:
+            continue
+        layer = graph.layer(rec.name)
+        x = graph.shape(layer.inputs[0])
+        w = graph.shape(layer.inputs[1]) if len(layer.inputs) > 1 else None
+        y = rec.output_shape
+        if x is None or w is None or y is None or len(x) < 3:
+            continue
+        attrs = layer.attrs
+        nd = len(x) - 2
+        begins, ends = resolve_pads(OpCall(attrs, [x, w], [y]))
+        dtype = graph.tensors[layer.outputs[0]].dtype or "float32"
+        yield ConvView(rec, x[0], x[1], w[0], tuple(attrs.get("kernel") or w[2:]),
+                       tuple(attrs.get("stride") or [1] * nd), tuple(attrs.get("dilation") or [1] * nd),
+                       tuple(begins), tuple(ends), int(attrs.get("groups", 1)), tuple(x[2:]), tuple(y[2:]),
+                       len(layer.inputs) > 2 and bool(layer.inputs[2]), DTYPE_BYTES.get(dtype, 4))
+
+
+def human(n: float) -> str:
+    from archlint.reporters.units import human as _human
+    return _human(n)
