@@ -55,7 +55,8 @@ def main() -> None:
 @click.option("--all", "show_all", is_flag=True, help="Show shape-only and pass-through layers in the table.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Config file (default: the nearest pyproject.toml with [tool.archlint]).")
-@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (overrides the config).")
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (replaces the config's select and "
+                                               "ignore).")
 @click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (added to the config's).")
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), help="Lowest severity that exits 1.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
@@ -112,8 +113,9 @@ def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str |
 
     path = config_path or config_mod.find_config(targets[0] if targets and Path(targets[0]).exists() else ".")
     config = config_mod.load(path)
-    if select:
+    if select:  # the command line's selection replaces the configuration's select and ignore
         config.select = config_mod._codes(list(select), "--select", "option")
+        config.ignore = []
     if ignore:
         config.ignore = config.ignore + config_mod._codes(list(ignore), "--ignore", "option")
     if fail_on:

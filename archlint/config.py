@@ -100,8 +100,14 @@ def find_config(start: str | Path | None) -> Path | None:
         candidate = directory / "pyproject.toml"
         if candidate.is_file():
             try:
-                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError):
+                text = candidate.read_text(encoding="utf-8")
+            except OSError:
+                continue
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError:
+                if "tool.archlint" in text:
+                    return candidate  # ours, but broken: load() reports it
                 continue
             if "archlint" in data.get("tool", {}):
                 return candidate
