@@ -600,7 +600,7 @@ def _module_source(root: nn.Module, qualname: str) -> tuple[str, int] | None:
 @lru_cache(maxsize=512)
 def _assignment_line(cls: type, attr: str) -> tuple[str, int] | None:
     for klass in cls.__mro__:
-        if klass.__module__.startswith("torch") or klass is object:
+        if klass.__module__ == "torch" or klass.__module__.startswith("torch.") or klass is object:
             break
         try:
             lines, start = inspect.getsourcelines(klass)
