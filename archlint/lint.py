@@ -19,7 +19,13 @@ def lint(report: Report, config: Config | None = None) -> list[Finding]:
     for code, rule in RULES.items():
         if code == "AL001" or not config.enabled(code, path):
             continue
-        for finding in rule.check(rule, report, config.options(code)):
+        try:
+            produced = list(rule.check(rule, report, config.options(code)))
+        except (IndexError, TypeError, ValueError, KeyError, ZeroDivisionError, AttributeError) as exc:
+            # a malformed layer the rule cannot read: say so rather than fail the whole run
+            report.warnings.append(f"rule {code} skipped: it could not evaluate this model ({type(exc).__name__})")
+            continue
+        for finding in produced:
             if config.layer_ignored(code, finding.layer):
                 continue
             codes = suppressions.get(finding.layer or "", (set(), ""))[0]

@@ -39,6 +39,8 @@ class CostResult:
 def layer_cost(graph: ModelGraph, layer: Layer) -> LayerCost:
     """MACs and FLOPs of one layer (params are assigned by :func:`compute`)."""
     if layer.kind == UNKNOWN or layer.kind not in REGISTRY:
+        if layer.attrs.get("malformed"):
+            return LayerCost(macs=None, flops=None, uncounted=f"malformed attributes on op '{layer.op}'")
         return LayerCost(macs=None, flops=None, uncounted=f"no cost formula for op '{layer.op}'")
     entry = REGISTRY[layer.kind]
     call = call_of(graph, layer)

@@ -50,6 +50,8 @@ class RFRecord:
         """Table text: ``11x11 s4``, ``global`` or ``15 s1/2`` (sizes rounded up)."""
         if self.is_global:
             return "global"
+        if not self.size:
+            return "-"
         sizes = [_ceil(x) for x in self.size]
         strides = {_num(x) for x in self.stride}
         size_text = "x".join(str(s) for s in sizes)

@@ -113,6 +113,23 @@ EVAL: dict[str, Callable[[onnx.NodeProto, list[np.ndarray]], np.ndarray]] = {
 }
 
 
+def _result_size(op: str, ins: list[np.ndarray]) -> int:
+    """An upper bound on the result's element count, checked before evaluating, so that a
+    ConstantOfShape([2**62]) in a hostile file is never allocated."""
+    if op == "ConstantOfShape":
+        dims = ins[0].reshape(-1).tolist()
+        return int(np.prod([max(int(d), 0) for d in dims], dtype=object)) if dims else 1
+    if op == "Expand":
+        dims = [max(int(d), 1) for d in ins[1].reshape(-1).tolist()]
+        return int(np.prod(dims + list(ins[0].shape), dtype=object))
+    if op == "Range":
+        start, limit, delta = (float(x.reshape(-1)[0]) for x in ins[:3])
+        return int(abs((limit - start) / delta)) + 1 if delta else MAX_ELEMENTS + 1
+    if op == "Reshape":
+        return int(ins[0].size)
+    return max((int(x.size) for x in ins), default=0) * 2
+
+
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     out = {}
     for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
@@ -157,7 +174,10 @@ def fold(model: onnx.ModelProto) -> bool:
             elif node.op_type == "Size" and node.input[0] in shapes:
                 value = np.array(int(np.prod(shapes[node.input[0]])), dtype=np.int64)
             elif node.op_type in EVAL and node.input and all(i in known for i in node.input if i):
-                value = EVAL[node.op_type](node, [known[i] for i in node.input if i])
+                ins = [known[i] for i in node.input if i]
+                if _result_size(node.op_type, ins) > MAX_ELEMENTS:
+                    continue
+                value = EVAL[node.op_type](node, ins)
         except Exception:
             value = None
         if value is None or np.asarray(value).size > MAX_ELEMENTS:

@@ -111,8 +111,21 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise ArchlintError(f"{path}: not an ONNX model (no IR version, graph or opset; is it the right file?)")
     if not model.graph.node:
         raise ArchlintError(f"{path}: the ONNX graph has no nodes")
+    _check_text(model, str(path))
     _strip_weight_data(model)
     return model
+
+
+def _check_text(model: onnx.ModelProto, path: str) -> None:
+    """Names must be text: protobuf hands back bytes for invalid UTF-8 (a corrupt file)."""
+    g = model.graph
+    for node in g.node:
+        for value in (node.name, node.op_type, node.domain, *node.input, *node.output):
+            if not isinstance(value, str):
+                raise ArchlintError(f"{path}: corrupt ONNX model (a node name or tensor name is not valid UTF-8)")
+    for item in (*g.initializer, *g.input, *g.output, *g.value_info):
+        if not isinstance(item.name, str):
+            raise ArchlintError(f"{path}: corrupt ONNX model (a tensor name is not valid UTF-8)")
 
 
 def _strip_weight_data(model: onnx.ModelProto) -> None:
@@ -182,7 +195,11 @@ def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) 
             raise ArchlintError(f"input '{inp.name}' has no declared shape; pass --input-shape "
                                 f"{inp.name}=1x3x224x224 (with its real dimensions)")
         for pos, d in enumerate(tensor_type.shape.dim):
-            if not d.HasField("dim_value") or d.dim_value <= 0:
+            if d.HasField("dim_value") and d.dim_value <= 0:
+                raise ArchlintError(f"input '{inp.name}' declares dimension {d.dim_value} at position {pos} "
+                                    f"(shape {_dims_text(tensor_type.shape.dim)}); pass --input-shape "
+                                    f"{inp.name}=... with positive sizes")
+            if not d.HasField("dim_value"):
                 label = f"'{d.dim_param}'" if d.dim_param else "unknown"
                 raise ArchlintError(
                     f"input '{inp.name}' has a symbolic dimension {label} at position {pos} "
@@ -272,6 +289,9 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
         graph.add_tensor(vi.name, shape, dtype)
     initializers = {}
     for init in g.initializer:
+        if any(d < 0 for d in init.dims):
+            raise ArchlintError(f"initializer '{init.name}' has a negative dimension ({list(init.dims)}): "
+                                f"the file is corrupt")
         initializers[init.name] = init
         graph.add_tensor(init.name, tuple(init.dims), DTYPES.get(init.data_type))
         value = _constant_value(init)
@@ -311,7 +331,11 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
                       outputs=[t for t in node.output if t], attrs=attrs, weights=weights,
                       module=_module_name(node))
         if kind != UNKNOWN:
-            layer.attrs = _normalise(node.op_type, attrs, inputs, graph, opset)
+            try:
+                layer.attrs = _normalise(node.op_type, attrs, inputs, graph, opset)
+            except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError):
+                layer.kind = UNKNOWN  # malformed attributes: listed as not costed, never guessed
+                layer.attrs["malformed"] = True
             if node.op_type == "MatMul" and len(inputs) > 1 and inputs[1] in weights:
                 layer.kind = "linear"
         graph.add_layer(layer)

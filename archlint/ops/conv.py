@@ -74,6 +74,8 @@ def _window_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
         return field
     kernel = call.attr("kernel")
     n = len(kernel)
+    if n != len(field.axes):
+        raise ValueError("kernel rank does not match the input's spatial rank")
     begins, _ = resolve_pads(call)
     return rf.window(field, kernel, call.attr("stride") or [1] * n, begins, call.attr("dilation") or [1] * n)
 
@@ -143,6 +145,8 @@ def conv_transpose_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field |
         return field
     kernel = call.attr("kernel")
     n = len(kernel)
+    if n != len(field.axes):
+        raise ValueError("kernel rank does not match the input's spatial rank")
     pads = call.attr("pads") or [0] * (2 * n)
     return rf.transposed_window(field, kernel, call.attr("stride") or [1] * n, pads[:n],
                                 call.attr("dilation") or [1] * n)

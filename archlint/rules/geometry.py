@@ -102,7 +102,7 @@ def check_channel_alignment(rule: Rule, report: Report, opts: dict[str, Any]) ->
             continue
         layer = graph.layer(rec.name)
         x, w = graph.shape(layer.inputs[0]), graph.shape(layer.inputs[1]) if len(layer.inputs) > 1 else None
-        if x is None or w is None or rec.output_shape is None:
+        if x is None or w is None or rec.output_shape is None or len(x) < 2 or len(rec.output_shape) < 2:
             continue
         if rec.kind == "conv":
             groups = int(layer.attrs.get("groups", 1))

@@ -75,7 +75,7 @@ def conv_views(report: Report) -> Iterator[ConvView]:
         x = graph.shape(layer.inputs[0])
         w = graph.shape(layer.inputs[1]) if len(layer.inputs) > 1 else None
         y = rec.output_shape
-        if x is None or w is None or y is None or len(x) < 3:
+        if x is None or w is None or y is None or len(x) < 3 or len(w) != len(x) or len(y) != len(x):
             continue
         attrs = layer.attrs
         nd = len(x) - 2

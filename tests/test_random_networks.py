@@ -1,0 +1,149 @@
+"""Invariants on random networks (tests/random_nets.py), each generated network checked for:
+(a) PyTorch-path MACs == FlopCounterMode / 2 and params == the module's count;
+(b) its ONNX export gives the same MACs, conv/linear shapes and receptive fields;
+(c) every ONNX layer shape equals what onnxruntime produces;
+(d) analytic receptive fields equal the gradient-span measurement (conv/pool/branch nets);
+(e) the analysis is deterministic (the same JSON twice).
+
+The suite runs a fixed-seed slice; ``ARCHLINT_EXAMPLES=2000 python -m pytest
+tests/test_random_networks.py`` is the long run (recorded in benchmarks/README.md).
+Shrunk failures found on the way are kept as explicit ``@example`` regressions.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+
+import archlint
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from tests.random_nets import RF_KINDS, Spec, build, networks  # noqa: E402
+
+ort = pytest.importorskip("onnxruntime")
+EXAMPLES = int(os.environ.get("ARCHLINT_EXAMPLES", "20"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 50, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def export(model, shape) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(*shape),), buf, dynamo=False, opset_version=17)
+    return buf.getvalue()
+
+
+def runtime_shapes(data: bytes, shape) -> dict:
+    model = onnx.load_from_string(data)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    produced = {o for n in model.graph.node for o in n.output if o}
+    existing = {o.name for o in model.graph.output}
+    for vi in inferred.graph.value_info:
+        if vi.name in produced and vi.name not in existing:
+            model.graph.output.append(vi)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    values = sess.run(names, {sess.get_inputs()[0].name: np.random.rand(*shape).astype(np.float32)})
+    return {n: tuple(v.shape) for n, v in zip(names, values)}
+
+
+def dense(report):
+    return sorted((r.kind, r.output_shape, r.macs) for r in report.layers
+                  if r.kind in ("conv", "conv_transpose", "linear"))
+
+
+def conv_fields(report):
+    return sorted((r.output_shape, r.rf[0].short()) for r in report.layers if r.kind == "conv" and r.rf)
+
+
+@SETTINGS
+@given(networks())
+def test_random_network_invariants(spec):
+    model = build(spec)
+    shape = spec.input_shape
+    counter = FlopCounterMode(display=False)
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH), counter:
+        model(torch.randn(*shape))
+    report = archlint.analyze(model, input_shape=shape)
+    # (a)
+    assert report.totals.macs == counter.get_total_flops() // 2
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    assert not report.totals.partial
+    # (e)
+    assert archlint.analyze(model, input_shape=shape).to_json() == report.to_json()
+    # (b)
+    try:
+        data = export(model, shape)
+    except torch.onnx.errors.OnnxExporterError:
+        return  # the TorchScript exporter cannot export it (e.g. adaptive pooling with uneven windows)
+    onnx_report = archlint.analyze(onnx.load_from_string(data))
+    assert onnx_report.totals.macs == report.totals.macs
+    assert dense(onnx_report) == dense(report)
+    assert conv_fields(onnx_report) == conv_fields(report)
+    # (c)
+    actual = runtime_shapes(data, shape)
+    for layer in onnx_report.graph.layers():
+        for t in layer.outputs:
+            if t in actual:
+                assert onnx_report.graph.shape(t) == actual[t], (layer.name, t)
+
+
+def gradient_span(model, shape):
+    """Weights 1/fan-in, biases 0, BatchNorm as identity, max pooling as average pooling,
+    float64, constant input: the nonzero span of d(centre output position, all channels)/d(input)
+    per axis."""
+    for name, m in list(model.named_modules()):
+        for child_name, child in list(m.named_children()):
+            if isinstance(child, nn.modules.pooling._MaxPoolNd):
+                avg = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[len(shape) - 2]
+                setattr(m, child_name, avg(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode))
+            elif isinstance(child, nn.modules.batchnorm._BatchNorm):
+                setattr(m, child_name, nn.Identity())
+    model = model.double().eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.conv._ConvNd):
+                m.weight.fill_(1.0 / m.weight[0].numel())
+                if m.bias is not None:
+                    m.bias.zero_()
+    x = torch.full(shape, 0.5, dtype=torch.float64, requires_grad=True)
+    y = model(x)
+    centre = [s // 2 for s in y.shape[2:]]
+    y[(0, slice(None), *centre)].sum().backward()  # every channel: a concat's field is its widest branch
+    nz = x.grad[0].abs().sum(0).nonzero()
+    return centre, [(int(nz[:, i].min()), int(nz[:, i].max())) for i in range(nz.shape[1])]
+
+
+@SETTINGS
+@given(networks(kinds=RF_KINDS, heads=False))
+@example(Spec(ndim=1, channels=1, size=7, head="none", blocks=[  # found by the long run: field past the border
+    ("conv", 1, 1, 2, 2, 0, 1, 1, False), ("bnact", 1, "relu"), ("pool", "max", 3, 2, 1, False),
+    ("head", "none", 1, 2)]))
+@example(Spec(ndim=1, channels=1, size=6, head="none", blocks=[  # concat: the widest branch, all channels
+    ("bnact", 1, "relu"), ("pool", "max", 2, 1, 0, False), ("concat", 1, 1, 1), ("head", "none", 2, 5)]))
+def test_random_network_fields_match_gradient_span(spec):
+    model = build(spec)
+    shape = spec.input_shape
+    report = archlint.analyze(model, input_shape=shape)
+    rec = report.layers[-1].rf[0]
+    assert not rec.is_global
+    centre, span = gradient_span(model, shape)
+    for axis, (lo, hi) in enumerate(span):
+        start = centre[axis] * rec.stride[axis] - rec.padding[axis]
+        end = start + rec.size[axis] - 1
+        if start >= 0 and end <= spec.size - 1:
+            assert (start, end) == (lo, hi), (axis, rec, span)
+        else:
+            # the field reaches past the image: padding and ignored borders of intermediate layers
+            # then truncate what the unit really sees, so the measurement is inside the field
+            assert max(start, 0) <= lo and hi <= min(end, spec.size - 1), (axis, rec, span)
