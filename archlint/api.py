@@ -17,7 +17,8 @@ from archlint.report import Report, build_report
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".tar")
 
 
-def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None, dtype: Any = None) -> Report:
+def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None, dtype: Any = None,
+            profile: Any = None) -> Report:
     """Analyse a model and return its :class:`~archlint.report.Report`.
 
     ``target`` is a path to an ``.onnx`` file, an ``onnx.ModelProto``, a torch
@@ -25,13 +26,19 @@ def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None,
     to an ``nn.Module`` instance, class or zero-argument factory. ``input_shape`` is a
     shape tuple, a list of them, a dict ``{input_name: shape}`` or a spec string
     (``"1x3x224x224"``); for torch models ``example_inputs`` (a tensor, tuple or dict of
-    tensors) may be given instead, and ``dtype`` sets the dtype of generated inputs.
+    tensors) may be given instead. ``dtype`` (fp32, fp16, bf16, int8) and ``profile`` (a
+    shipped device profile name, a TOML path or a table; default ``generic-x86-cpu``) set
+    the memory-traffic and roofline-time estimate.
     """
     shapes = from_python(input_shape)
+    from archlint import profiles
+    from archlint.report import normalise_dtype
+    normalise_dtype(dtype)
+    profiles.load(profile)  # bad profile or dtype: fail before any work
     with _gc_paused():
         graph = _frontend(target, shapes, example_inputs, dtype)
         try:
-            return build_report(graph)
+            return build_report(graph, profile, dtype)
         except nx.NetworkXUnfeasible:
             raise ArchlintError(f"{graph.meta.get('path') or 'model'}: the graph has a cycle") from None
 
@@ -57,7 +64,7 @@ def _is_torch_module(obj: Any) -> bool:
 def _frontend(target: Any, shapes: InputShapes, example_inputs: Any, dtype: Any):  # type: ignore[no-untyped-def]
     if _is_torch_module(target):
         from archlint.frontends import torch_frontend
-        return torch_frontend.load_module(target, shapes, example_inputs, dtype)
+        return torch_frontend.load_module(target, shapes, example_inputs)
     if type(target).__name__ == "ModelProto" and type(target).__module__.startswith("onnx"):
         from archlint.frontends import onnx_frontend
         return onnx_frontend.load_proto(target, shapes)
@@ -72,7 +79,7 @@ def _frontend(target: Any, shapes: InputShapes, example_inputs: Any, dtype: Any)
             from archlint.frontends import torch_target
             module = torch_target.resolve(text)
             from archlint.frontends import torch_frontend
-            graph = torch_frontend.load_module(module, shapes, example_inputs, dtype)
+            graph = torch_frontend.load_module(module, shapes, example_inputs)
             graph.meta["path"] = text
             return graph
         from archlint.frontends import onnx_frontend

@@ -61,9 +61,14 @@ def main() -> None:
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), help="Lowest severity that exits 1.")
 @click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
 @click.option("--no-lint", is_flag=True, help="Only analyse; run no rules.")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), help="Element type for memory traffic "
+              "and the roofline estimate (default fp32).")
+@click.option("--profile", "profile", metavar="NAME|FILE", help="Device profile for the roofline estimate: "
+              "generic-x86-cpu (default), nvidia-h100-sxm, nvidia-rtx-4090, jetson-orin-nano, or a TOML file.")
+@click.option("--measure", is_flag=True, help="Time each substitution finding's layer and replacement with torch.")
 def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool,
           config_path: str | None, select: Sequence[str], ignore: Sequence[str], fail_on: str | None,
-          statistics: bool, no_lint: bool) -> None:
+          statistics: bool, no_lint: bool, dtype: str | None, profile: str | None, measure: bool) -> None:
     """Analyse and lint models.
 
     PATH is an .onnx file, or a PyTorch target package.module:attr or file.py:attr
@@ -71,7 +76,13 @@ def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output:
     With no PATH, the `models` listed in [tool.archlint] are checked.
     """
     try:
-        reports, config = _run(targets, input_shapes, config_path, select, ignore, fail_on, no_lint)
+        reports, config = _run(targets, input_shapes, config_path, select, ignore, fail_on, no_lint, dtype, profile)
+        if measure:
+            from archlint.explore import measure_finding
+            for report in reports:
+                for finding in report.findings:
+                    if finding.code in ("AL101", "AL102"):
+                        measure_finding(report, finding)
     except ArchlintError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -105,7 +116,8 @@ def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output:
 
 
 def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, select: Sequence[str],
-         ignore: Sequence[str], fail_on: str | None, no_lint: bool) -> tuple[list[Any], Any]:
+         ignore: Sequence[str], fail_on: str | None, no_lint: bool, dtype: str | None = None,
+         profile: str | None = None) -> tuple[list[Any], Any]:
     from archlint import config as config_mod
     from archlint.api import analyze
     from archlint.input_spec import parse
@@ -127,7 +139,7 @@ def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str |
     reports = []
     for target in targets:
         spec = shapes if shapes else parse(config.input_shape_for(target))
-        report = analyze(target, spec)
+        report = analyze(target, spec, dtype=dtype or config.dtype, profile=profile or config.profile)
         if not no_lint:
             lint(report, config)
         reports.append(report)
@@ -166,6 +178,67 @@ def rules(fmt: str) -> None:
     from tabulate import tabulate
     click.echo(tabulate([[r.code, r.name, r.severity, r.summary] for r in RULES.values()],
                         headers=["code", "name", "severity", "what it flags"]))
+
+
+@main.command()
+@click.argument("target", metavar="PATH")
+@click.option("--layer", required=True, help="The conv layer to explore (its name in the report).")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="SPEC")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]))
+@click.option("--profile", metavar="NAME|FILE")
+@click.option("--measure", is_flag=True, help="Also time every variant with torch at the layer's shapes.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | None, profile: str | None,
+            measure: bool, fmt: str) -> None:
+    """What-if table for one conv layer: original, depthwise-separable, each group count G."""
+    import json as _json
+    from archlint.api import analyze
+    from archlint.explore import whatif
+    from archlint.input_spec import parse
+    try:
+        report = analyze(target, parse(input_shapes), dtype=dtype, profile=profile)
+        rows = whatif(report, layer, measure)
+    except ArchlintError as exc:
+        _fail(str(exc))
+    if fmt == "json":
+        click.echo(_json.dumps({"layer": layer, "profile": report.model.get("profile"),
+                                "dtype": report.model.get("dtype"), "variants": rows}, indent=2))
+        return
+    from tabulate import tabulate
+    from archlint.reporters.units import human, human_bytes
+    from archlint.rules.views import human_time
+    headers = ["variant", "params", "MACs", "bytes", "FLOPs/byte", "est. time", "est. speedup"]
+    if measure:
+        headers += ["measured", "measured speedup"]
+    table_rows = []
+    for r in rows:
+        row = [r["variant"], human(r["params"]), human(r["macs"]), human_bytes(r["bytes"]),
+               f"{r['intensity']:.1f}" if r["intensity"] else "", human_time(r["est_time_s"]),
+               f"{r['est_speedup']:.2f}x"]
+        if measure:
+            row += [human_time(r["measured_s"]), f"{r['measured_speedup']:.2f}x"]
+        table_rows.append(row)
+    click.echo(f"{layer} on {report.model.get('profile')} ({report.model.get('dtype')})")
+    click.echo(tabulate(table_rows, headers=headers, disable_numparse=True))
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the profile TOML here.")
+@click.option("--seconds", type=float, default=0.3, show_default=True, help="Minimum timing per measurement.")
+def calibrate(output: str | None, seconds: float) -> None:
+    """Measure this machine's matmul throughput, memory bandwidth and conv efficiency (needs
+    torch) and write a device profile for --profile."""
+    from archlint.measure import calibrate as run_calibration
+    from archlint.measure import to_toml
+    try:
+        text = to_toml(run_calibration(seconds))
+    except ArchlintError as exc:
+        _fail(str(exc))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
 
 
 @main.command()

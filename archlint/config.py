@@ -15,8 +15,12 @@ Keys (unknown keys or rule codes are an error, exit 2)::
     [tool.archlint.budgets]          # AL301
     params = "25M"
 
-    [tool.archlint.rules.AL101]      # rule options
+    [tool.archlint.rules.AL101]      # rule options; every rule also takes severity
     min-reduction = 0.6
+    severity = "warning"
+
+    profile = "nvidia-rtx-4090"      # or a table with the keys of a profile file (archlint calibrate)
+    dtype = "fp16"
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 KEYS = {"select", "ignore", "fail-on", "models", "input-shapes", "per-layer-ignores", "per-file-ignores", "budgets",
-        "rules"}
+        "rules", "profile", "dtype"}
+COMMON_RULE_OPTIONS = {"severity"}
 
 
 @dataclass
@@ -49,6 +54,8 @@ class Config:
     per_layer_ignores: dict[str, list[str]] = field(default_factory=dict)
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profile: Any = None
+    dtype: str | None = None
     path: Path | None = None
 
     def enabled(self, code: str, model_path: str | None = None) -> bool:
@@ -71,8 +78,12 @@ class Config:
 
     def options(self, code: str) -> dict[str, Any]:
         opts = dict(RULES[code].options)
-        opts.update(self.rule_options.get(code, {}))
+        opts.update({k: v for k, v in self.rule_options.get(code, {}).items() if k not in COMMON_RULE_OPTIONS})
         return opts
+
+    def severity(self, code: str) -> str | None:
+        """A severity set for the rule in [tool.archlint.rules.CODE], if any."""
+        return self.rule_options.get(code, {}).get("severity")
 
     def input_shape_for(self, target: str) -> str | None:
         for pattern, spec in self.input_shapes.items():
@@ -192,12 +203,16 @@ def from_dict(table: dict[str, Any], path: Path | None = None) -> Config:
             raise ArchlintError(f"{where}: [tool.archlint.rules.{code}] must be a table")
         options.setdefault(code_u, {}).update(opts)
     for code, opts in options.items():
-        known = set(RULES[code].options)
+        if "severity" in opts:
+            check_severity(opts["severity"], f"{where}: [tool.archlint.rules.{code}] severity")
+        known = set(RULES[code].options) | COMMON_RULE_OPTIONS
         bad = set(opts) - known
         if bad:
             raise ArchlintError(f"{where}: unknown option(s) {', '.join(sorted(bad))} for {code} "
                                 f"(known: {', '.join(sorted(known)) or 'none'})")
         for key, value in opts.items():
+            if key in COMMON_RULE_OPTIONS:
+                continue
             default = RULES[code].options[key]
             if default is not None and type(default) is not type(value) and not (
                     isinstance(default, float) and isinstance(value, int)):
@@ -208,6 +223,14 @@ def from_dict(table: dict[str, Any], path: Path | None = None) -> Config:
         for key, value in options["AL301"].items():
             parse_quantity(value, key)
     cfg.rule_options = options
+    if "profile" in table:
+        from archlint import profiles
+        value = table["profile"]
+        cfg.profile = profiles.from_dict(value, f"{where}: [tool.archlint.profile]") if isinstance(value, dict) \
+            else profiles.load(value)
+    if "dtype" in table:
+        from archlint.report import normalise_dtype
+        cfg.dtype = normalise_dtype(table["dtype"])
     return cfg
 
 

@@ -25,9 +25,12 @@ def lint(report: Report, config: Config | None = None) -> list[Finding]:
             # a malformed layer the rule cannot read: say so rather than fail the whole run
             report.warnings.append(f"rule {code} skipped: it could not evaluate this model ({type(exc).__name__})")
             continue
+        forced = config.severity(code)
         for finding in produced:
             if config.layer_ignored(code, finding.layer):
                 continue
+            if forced and not finding.details.get("downgraded"):
+                finding.severity = forced
             codes = suppressions.get(finding.layer or "", (set(), ""))[0]
             if code in codes or ALL in codes:
                 used.setdefault(finding.layer or "", set()).add(code if code in codes else ALL)

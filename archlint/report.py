@@ -36,6 +36,9 @@ class LayerRecord:
     uncounted: str | None = None
     is_data: bool = True
     output_bytes: int = 0
+    bytes: int = 0
+    intensity: float | None = None
+    est_time: float = 0.0
 
     @property
     def plumbing(self) -> bool:
@@ -49,6 +52,8 @@ class LayerRecord:
             "output_shape": list(self.output_shape) if self.output_shape is not None else None,
             "params": self.params, "macs": self.macs, "flops": self.flops,
             "rf": self.rf[0].to_dict() if self.rf else None,
+            "bytes": self.bytes, "intensity": round(self.intensity, 3) if self.intensity is not None else None,
+            "est_time_s": self.est_time,
         }
         if len(self.output_shapes) > 1:
             d["output_shapes"] = [list(s) if s is not None else None for s in self.output_shapes]
@@ -73,6 +78,8 @@ class Totals:
     flops: int
     activation_bytes: int
     uncounted_ops: list[dict[str, str]]
+    bytes: int = 0
+    est_time: float = 0.0
 
     @property
     def partial(self) -> bool:
@@ -80,8 +87,8 @@ class Totals:
 
     def to_dict(self) -> dict[str, Any]:
         return {"params": self.params, "macs": self.macs, "flops": self.flops,
-                "activation_bytes": self.activation_bytes, "partial": self.partial,
-                "uncounted_ops": self.uncounted_ops}
+                "activation_bytes": self.activation_bytes, "bytes": self.bytes, "est_time_s": self.est_time,
+                "partial": self.partial, "uncounted_ops": self.uncounted_ops}
 
 
 @dataclass
@@ -95,6 +102,7 @@ class Report:
     findings: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     graph: ModelGraph | None = field(default=None, repr=False)
+    profile: Any = field(default=None, repr=False)
 
     def layer(self, name: str) -> LayerRecord:
         for rec in self.layers:
@@ -126,8 +134,13 @@ class Report:
         return "{\n" + ",\n".join(parts) + "\n}"
 
 
-def build_report(graph: ModelGraph) -> Report:
-    """Run the analyses over an IR graph and collect the results."""
+def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = None) -> Report:
+    """Run the analyses over an IR graph and collect the results. ``profile`` and ``dtype``
+    (fp32, fp16, bf16, int8) set the device and element size of the roofline estimate."""
+    from archlint import profiles
+    from archlint.analyses import roofline
+    device = profiles.load(profile)
+    dtype = normalise_dtype(dtype)
     filled = set(fill_missing_shapes(graph))
     costs = cost_analysis.compute(graph)
     fields = rf_analysis.compute(graph)
@@ -151,10 +164,13 @@ def build_report(graph: ModelGraph) -> Report:
             params=c.params, shared_params=c.shared_params, macs=c.macs, flops=c.flops,
             module=layer.module, source=layer.source, rf=fields.get(layer.name, []),
             uncounted=c.uncounted, is_data=is_data, output_bytes=out_bytes)
+        traffic = roofline.layer_traffic(graph, layer, c.flops, device, dtype)
+        rec.bytes, rec.intensity, rec.est_time = traffic.bytes, traffic.intensity, traffic.time
         layers.append(rec)
         if c.uncounted:
             uncounted.append({"layer": layer.name, "op": layer.op, "reason": c.uncounted})
-    totals = Totals(costs.params, costs.macs, costs.flops, activation, uncounted)
+    totals = Totals(costs.params, costs.macs, costs.flops, activation, uncounted,
+                    bytes=sum(r.bytes for r in layers), est_time=sum(r.est_time for r in layers))
     warnings = list(graph.meta.get("warnings", []))
     if filled:
         warnings.append(f"{len(filled)} layer shape(s) came from archlint's own shape rules, not the frontend")
@@ -164,7 +180,27 @@ def build_report(graph: ModelGraph) -> Report:
     model = {"path": graph.meta.get("path"), "format": graph.meta.get("format"),
              "inputs": [{"name": t, "shape": list(s) if (s := graph.shape(t)) is not None else None,
                          "dtype": graph.tensors[t].dtype} for t in graph.inputs]}
+    model["dtype"] = dtype
+    model["profile"] = device.name
     for key in ("opset", "tracer", "tracer_fallback_reason", "class"):
         if graph.meta.get(key) is not None:
             model[key] = graph.meta[key]
-    return Report(model=model, layers=layers, totals=totals, warnings=warnings, graph=graph)
+    report = Report(model=model, layers=layers, totals=totals, warnings=warnings, graph=graph)
+    report.profile = device
+    return report
+
+
+DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float": "fp32"}
+
+
+def normalise_dtype(dtype: Any) -> str:
+    """``fp32`` (default), ``fp16``, ``bf16`` or ``int8``; torch dtypes and long names accepted."""
+    from archlint.errors import ArchlintError
+    from archlint.profiles import DTYPES
+    if dtype is None:
+        return "fp32"
+    text = str(dtype).replace("torch.", "")
+    text = DTYPE_ALIASES.get(text, text)
+    if text not in DTYPES:
+        raise ArchlintError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    return text

@@ -68,6 +68,8 @@ def conv_fields(report):
 
 @SETTINGS
 @given(networks())
+@example(Spec(ndim=1, channels=1, size=7, head="none", blocks=[  # onnx's shape inference keeps a ceil_mode
+    ("pool", "max", 2, 2, 1, True), ("head", "none", 1, 4)]))      # window starting in the padding; ORT drops it
 def test_random_network_invariants(spec):
     model = build(spec)
     shape = spec.input_shape
@@ -135,6 +137,8 @@ def test_random_network_fields_match_gradient_span(spec):
     model = build(spec)
     shape = spec.input_shape
     report = archlint.analyze(model, input_shape=shape)
+    if not report.layers:
+        return  # an empty network
     rec = report.layers[-1].rf[0]
     assert not rec.is_global
     centre, span = gradient_span(model, shape)

@@ -228,6 +228,11 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return model, f"onnx shape inference failed ({first[:200]}); shapes filled by archlint's own rules"
+    for _ in range(8):
+        fixed = _fix_ceil_mode_pools(model, inferred)
+        if fixed is None:
+            break
+        inferred = fixed
     for _ in range(4):
         if not _missing_shapes(inferred):
             break
@@ -240,6 +245,51 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
         except Exception:
             break
     return inferred, None
+
+
+def _fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> onnx.ModelProto | None:
+    """onnx's shape inference keeps a last ceil_mode window that starts in the end padding;
+    PyTorch and onnxruntime drop it (REFERENCE.md section 1). Where the registry's pool
+    shape rule disagrees, pin the pool's output shape and infer again."""
+    from archlint.ops.conv import window_output_size
+    shapes = {vi.name: _value_shape(vi)[0] for vi in
+              list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)}
+    fixes = {}
+    for node in inferred.graph.node:
+        if node.op_type not in ("MaxPool", "AveragePool", "LpPool") or not node.output:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if not attrs.get("ceil_mode") or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            continue
+        x, y = shapes.get(node.input[0]), shapes.get(node.output[0])
+        kernel = list(attrs.get("kernel_shape", []))
+        if x is None or y is None or len(x) != len(kernel) + 2:
+            continue
+        n = len(kernel)
+        stride = list(attrs.get("strides") or [1] * n)
+        dilation = list(attrs.get("dilations") or [1] * n)
+        pads = list(attrs.get("pads") or [0] * (2 * n))
+        spatial = tuple(window_output_size(x[2 + i], kernel[i], stride[i], dilation[i], pads[i], pads[n + i], True)
+                        for i in range(n))
+        if tuple(y[2:]) != spatial:
+            fixes[node.output[0]] = (*y[:2], *spatial)
+    if not fixes:
+        return None
+    pinned = {vi.name: vi for vi in model.graph.value_info}
+    outputs = {o.name: o for o in model.graph.output}
+    for name, shape in fixes.items():
+        elem = next((vi.type.tensor_type.elem_type for vi in list(inferred.graph.value_info) +
+                     list(inferred.graph.output) if vi.name == name), TensorProto.FLOAT)
+        if name in outputs:
+            outputs[name].CopyFrom(helper.make_tensor_value_info(name, elem, list(shape)))
+        else:
+            pinned[name] = helper.make_tensor_value_info(name, elem, list(shape))
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(pinned.values())
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception:
+        return None
 
 
 def _missing_shapes(model: onnx.ModelProto) -> bool:

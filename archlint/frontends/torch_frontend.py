@@ -33,17 +33,17 @@ from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
 from archlint.ops.registry import UNKNOWN
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float64": torch.float64}
 
 
-def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = None, dtype: Any = None,
+def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = None,
                 tracer: str = "auto") -> ModelGraph:
     """Trace ``module`` and translate it; raise :class:`ArchlintError` on bad input.
 
+    Generated inputs take the model's own floating dtype.
+
     ``tracer``: ``auto`` (fx, then export), or ``export`` to skip fx (tests use it).
     """
-    torch_dtype = _dtype(dtype)
+    torch_dtype = _param_dtype(module)
     device = _device(module)
     if example_inputs is None and not shapes:
         raise ArchlintError(f"{type(module).__name__}: an input shape is needed for a PyTorch model; pass "
@@ -88,14 +88,12 @@ def _add_unused_parameters(graph: ModelGraph, module: nn.Module) -> None:
             f"e.g. {unused[0]}; counted in params, not in any layer")
 
 
-def _dtype(dtype: Any) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if str(dtype) in DTYPES:
-        return DTYPES[str(dtype)]
-    raise ArchlintError(f"unknown dtype {dtype!r}: use one of {', '.join(sorted(DTYPES))}")
+def _param_dtype(module: nn.Module) -> torch.dtype:
+    """Inputs are generated in the model's own floating dtype."""
+    for p in module.parameters():
+        if p.dtype.is_floating_point:
+            return p.dtype
+    return torch.float32
 
 
 def _device(module: nn.Module) -> torch.device:

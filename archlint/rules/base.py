@@ -27,10 +27,14 @@ class Saving:
     params: tuple[int, int]
     macs: tuple[int, int]
     bytes: tuple[int, int]
+    time: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: {"before": v[0], "after": v[1]} for k, v in
-                (("params", self.params), ("macs", self.macs), ("bytes", self.bytes))}
+        out: dict[str, Any] = {k: {"before": v[0], "after": v[1]} for k, v in
+                               (("params", self.params), ("macs", self.macs), ("bytes", self.bytes))}
+        if self.time is not None:
+            out["est_time_s"] = {"before": self.time[0], "after": self.time[1]}
+        return out
 
     @staticmethod
     def pct(before: int, after: int) -> str:

@@ -10,21 +10,44 @@ from typing import Any, Iterator
 
 from archlint.report import Report
 from archlint.rules.base import Finding, Rule, Saving
-from archlint.rules.views import ConvView, conv_views, human
+from archlint.rules.views import ConvView, conv_views, est_time, human, human_time
 
 
-def _dims(v: ConvView) -> str:
-    return f"{len(v.kernel)}d"
+def _judge(rule: Rule, report: Report, opts: dict[str, Any], macs: tuple[int, int],
+           time: tuple[float, float]) -> tuple[str | None, str, bool]:
+    """Severity and message prefix from the estimated time: dropped (None) when the device
+    would not get faster; downgraded to info with the reason when the time saving is below
+    ``min-time-saving`` although MACs drop."""
+    before, after = time
+    profile = report.model.get("profile")
+    if after >= before:
+        return None, "", False
+    saving = 1 - after / before
+    if saving < opts["min-time-saving"]:
+        return ("info", f"memory-bound on {profile}: MACs {Saving.pct(*macs)}, est. time {Saving.pct(*time)}. ",
+                True)
+    return rule.severity, "", False
 
 
-def _depthwise_separable(v: ConvView) -> tuple[int, int, int]:
+def _time_text(report: Report, time: tuple[float, float]) -> str:
+    return (f"est. time on {report.model.get('profile')} ({report.model.get('dtype')}) {human_time(time[0])} -> "
+            f"{human_time(time[1])} ({Saving.pct(*time)})")
+
+
+def _depthwise_separable(v: ConvView) -> tuple[int, int, int, list[tuple[float, float, str]]]:
     """Depthwise KxK (Ci, stride s) + pointwise 1x1 Ci->Co on the output grid:
     MACs ``P*Ci*K^2 + P*Ci*Co`` for ``P`` output positions, params ``Ci*K^2 + Ci*Co (+Co)``,
     traffic with the ``P*Ci`` intermediate written and read once."""
-    macs = v.out_positions * v.ci * v.k_area + v.out_positions * v.ci * v.co
-    params = v.ci * v.k_area + v.ci * v.co + (v.co if v.has_bias else 0)
-    traffic = v.traffic(params, intermediates=v.out_positions * v.ci)
-    return params, macs, traffic
+    mid = v.out_positions * v.ci
+    dw_macs = mid * v.k_area
+    pw_macs = v.out_positions * v.ci * v.co
+    bias = v.co if v.has_bias else 0
+    params = v.ci * v.k_area + v.ci * v.co + bias
+    traffic = v.traffic(params, intermediates=mid)
+    e = v.elem_bytes
+    parts = [(2 * dw_macs, (v.in_elements + mid + v.ci * v.k_area) * e, "depthwise"),
+             (2 * pw_macs + (v.out_elements if bias else 0), (mid + v.out_elements + v.ci * v.co + bias) * e, "dense")]
+    return params, dw_macs + pw_macs, traffic, parts
 
 
 def check_depthwise_separable(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
@@ -32,53 +55,73 @@ def check_depthwise_separable(rule: Rule, report: Report, opts: dict[str, Any]) 
         if v.groups != 1 or max(v.kernel) <= 1 or v.ci < opts["min-channels"] or v.co < opts["min-channels"]:
             continue
         params_b, macs_b = v.record.params, v.record.macs or 0
-        params_a, macs_a, bytes_a = _depthwise_separable(v)
+        params_a, macs_a, bytes_a, parts = _depthwise_separable(v)
         if macs_b == 0 or 1 - macs_a / macs_b < opts["min-reduction"]:
             continue
         bytes_b = v.traffic(params_b + v.record.shared_params)
+        time = (v.record.est_time, est_time(report, parts))
+        severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, macs_a), time)
+        if severity is None:
+            continue
         ratio = 1 / v.co + 1 / v.k_area
         k = v.kernel_text()
         stride = "x".join(map(str, v.stride))
-        message = (f"dense {k} conv {v.ci}->{v.co}: depthwise {k} conv ({v.ci} channels, stride {stride}) + "
+        message = (f"{prefix}dense {k} conv {v.ci}->{v.co}: depthwise {k} conv ({v.ci} channels, stride {stride}) + "
                    f"pointwise 1x1 conv {v.ci}->{v.co} would cut MACs {Saving.pct(macs_b, macs_a)} "
                    f"({human(macs_b)} -> {human(macs_a)}; 1/Co + 1/K^2 = {ratio:.3f}) and params "
-                   f"{Saving.pct(params_b, params_a)}; memory traffic {Saving.pct(bytes_b, bytes_a)}. Caveat: "
-                   f"depthwise convs do about K^2/2 multiply-adds per element moved and are memory-bound, "
-                   f"so the latency saving is far smaller than the MAC saving")
-        yield rule.finding(message, v, saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a)),
+                   f"{Saving.pct(params_b, params_a)}; memory traffic {Saving.pct(bytes_b, bytes_a)}; "
+                   f"{_time_text(report, time)}. Caveat: depthwise convs do about K^2/2 multiply-adds per element "
+                   f"moved and are memory-bound, so the latency saving is smaller than the MAC saving")
+        yield rule.finding(message, v, severity=severity,
+                           saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a), time),
                            details={"replacement": [
                                {"op": "conv", "kernel": list(v.kernel), "in_channels": v.ci, "out_channels": v.ci,
                                 "groups": v.ci, "stride": list(v.stride)},
                                {"op": "conv", "kernel": [1] * len(v.kernel), "in_channels": v.ci,
                                 "out_channels": v.co, "groups": 1, "stride": [1] * len(v.kernel)}],
-                               "ratio": ratio})
+                               "ratio": ratio, "downgraded": downgraded})
+
+
+def grouped_options(v: ConvView, report: Report, counts: list[int]) -> list[dict[str, Any]]:
+    """For each G dividing both channel counts: params, MACs, bytes and estimated time."""
+    weights = v.co * v.ci * v.k_area
+    bias = v.co if v.has_bias else 0
+    macs_b = v.record.macs or 0
+    rows = []
+    for g in counts:
+        if v.ci % g or v.co % g:
+            continue
+        params = weights // g + bias
+        nbytes = v.traffic(params)
+        flops = 2 * (macs_b // g) + (v.out_elements if bias else 0)
+        rows.append({"groups": g, "params": params, "macs": macs_b // g, "bytes": nbytes,
+                     "est_time_s": est_time(report, [(flops, nbytes, "grouped")])})
+    return rows
 
 
 def check_grouped(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
     for v in conv_views(report):
         if v.groups != 1 or max(v.kernel) <= 1 or min(v.ci, v.co) < opts["min-channels"]:
             continue
-        options = [g for g in opts["group-counts"] if v.ci % g == 0 and v.co % g == 0]
-        if not options:
+        rows = grouped_options(v, report, opts["group-counts"])
+        if not rows:
             continue
         params_b, macs_b = v.record.params, v.record.macs or 0
         bytes_b = v.traffic(params_b + v.record.shared_params)
-        weights = v.co * v.ci * v.k_area
-        bias = v.co if v.has_bias else 0
-        rows = []
-        for g in options:
-            params_a = weights // g + bias
-            rows.append({"groups": g, "params": params_a, "macs": macs_b // g,
-                         "bytes": v.traffic(params_a)})
-        best = rows[-1]
-        text = ", ".join(f"G={r['groups']}: MACs {human(r['macs'])}, traffic {Saving.pct(bytes_b, r['bytes'])}"
-                         for r in rows)
-        message = (f"dense {v.kernel_text()} conv {v.ci}->{v.co}: a grouped conv divides MACs and weights by G "
-                   f"({text}). Caveat: activation traffic does not shrink with G (ShuffleNet V2, guideline G2: a "
-                   f"1x1 conv with G=8 ran over 2x slower than G=1 at equal FLOPs), and groups need a channel "
-                   f"shuffle or mixing layer to exchange information")
-        yield rule.finding(message, v, saving=Saving((params_b, best["params"]), (macs_b, best["macs"]),
-                                                     (bytes_b, best["bytes"])), details={"options": rows})
+        best = min(rows, key=lambda r: r["est_time_s"])
+        time = (v.record.est_time, best["est_time_s"])
+        severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, best["macs"]), time)
+        if severity is None:
+            continue
+        text = ", ".join(f"G={r['groups']}: MACs {human(r['macs'])}, traffic {Saving.pct(bytes_b, r['bytes'])}, "
+                         f"est. {human_time(r['est_time_s'])}" for r in rows)
+        message = (f"{prefix}dense {v.kernel_text()} conv {v.ci}->{v.co}: a grouped conv divides MACs and weights by "
+                   f"G ({text}; now {human_time(time[0])}). Caveat: activation traffic does not shrink with G "
+                   f"(ShuffleNet V2, guideline G2: a 1x1 conv with G=8 ran over 2x slower than G=1 at equal FLOPs), "
+                   f"and groups need a channel shuffle or mixing layer to exchange information")
+        yield rule.finding(message, v, severity=severity,
+                           saving=Saving((params_b, best["params"]), (macs_b, best["macs"]), (bytes_b, best["bytes"]),
+                                         time), details={"options": rows, "downgraded": downgraded})
 
 
 def check_large_kernel(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
@@ -93,19 +136,29 @@ def check_large_kernel(rule: Rule, report: Report, opts: dict[str, Any]) -> Iter
         nd = len(k)
         tap = 3 ** nd
         g = v.groups
-        params_a = tap * v.ci * v.co // g + (n - 1) * tap * v.co * v.co // g + (n * v.co if v.has_bias else 0)
-        macs_a = v.out_positions * (tap * v.ci * v.co // g + (n - 1) * tap * v.co * v.co // g)
+        first, rest = tap * v.ci * v.co // g, tap * v.co * v.co // g
+        params_a = first + (n - 1) * rest + (n * v.co if v.has_bias else 0)
+        macs_a = v.out_positions * (first + (n - 1) * rest)
         params_b, macs_b = v.record.params, v.record.macs or 0
         if macs_a >= macs_b:
             continue
         bytes_b = v.traffic(params_b)
         bytes_a = v.traffic(params_a, intermediates=(n - 1) * v.out_elements)
-        message = (f"{v.kernel_text()} conv {v.ci}->{v.co}: {n} stacked 3x3 convs (same {k[0]}x{k[0]} receptive "
-                   f"field) would cut MACs {Saving.pct(macs_b, macs_a)} ({human(macs_b)} -> {human(macs_a)}) and "
-                   f"params {Saving.pct(params_b, params_a)}, and add {n - 1} nonlinearities (VGG); memory traffic "
-                   f"{Saving.pct(bytes_b, bytes_a)} from the intermediate maps")
-        yield rule.finding(message, v, saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a)),
-                           details={"stacked_3x3": n})
+        e = v.elem_bytes
+        cls = "dense" if g == 1 else "depthwise" if g == v.ci else "grouped"
+        parts = [(2 * v.out_positions * first, (v.in_elements + v.out_elements + first) * e, cls)] + \
+            [(2 * v.out_positions * rest, (2 * v.out_elements + rest) * e, cls)] * (n - 1)
+        time = (v.record.est_time, est_time(report, parts))
+        severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, macs_a), time)
+        if severity is None:
+            continue
+        message = (f"{prefix}{v.kernel_text()} conv {v.ci}->{v.co}: {n} stacked 3x3 convs (same {k[0]}x{k[0]} "
+                   f"receptive field) would cut MACs {Saving.pct(macs_b, macs_a)} ({human(macs_b)} -> {human(macs_a)}) "
+                   f"and params {Saving.pct(params_b, params_a)}, and add {n - 1} nonlinearities (VGG); memory "
+                   f"traffic {Saving.pct(bytes_b, bytes_a)} from the intermediate maps; {_time_text(report, time)}")
+        yield rule.finding(message, v, severity=severity,
+                           saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a), time),
+                           details={"stacked_3x3": n, "downgraded": downgraded})
 
 
 AL101 = Rule(
@@ -124,7 +177,7 @@ Example:
     nn.Conv2d(64, 128, 3, padding=1)
     # becomes
     nn.Conv2d(64, 64, 3, padding=1, groups=64), nn.Conv2d(64, 128, 1)   # MACs x (1/128 + 1/9)""",
-    check_depthwise_separable, {"min-reduction": 0.5, "min-channels": 16})
+    check_depthwise_separable, {"min-reduction": 0.5, "min-channels": 16, "min-time-saving": 0.2})
 
 AL102 = Rule(
     "AL102", "grouped-conv-candidate", "info",
@@ -141,7 +194,7 @@ Options: `min-channels` (default 64), `group-counts` (default [2, 4, 8, 16, 32])
 Example:
     nn.Conv2d(256, 256, 3, padding=1)            # 589,824 weights
     nn.Conv2d(256, 256, 3, padding=1, groups=8)  # 73,728 weights""",
-    check_grouped, {"min-channels": 64, "group-counts": [2, 4, 8, 16, 32]})
+    check_grouped, {"min-channels": 64, "group-counts": [2, 4, 8, 16, 32], "min-time-saving": 0.2})
 
 AL103 = Rule(
     "AL103", "large-kernel", "info",
@@ -154,4 +207,4 @@ params, MACs and memory traffic (the intermediate maps are extra traffic). Optio
 Example:
     nn.Conv2d(64, 64, 5, padding=2)                                   # 25 * 64 * 64 weights
     nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1)  # 18 * 64 * 64""",
-    check_large_kernel, {"min-kernel": 5})
+    check_large_kernel, {"min-kernel": 5, "min-time-saving": 0.2})

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterator
 
-from archlint.analyses.cost import DTYPE_BYTES
+from archlint.profiles import DTYPE_BYTES
 from archlint.ops.conv import resolve_pads
 from archlint.ops.registry import OpCall
 from archlint.report import LayerRecord, Report
@@ -80,11 +80,29 @@ def conv_views(report: Report) -> Iterator[ConvView]:
         attrs = layer.attrs
         nd = len(x) - 2
         begins, ends = resolve_pads(OpCall(attrs, [x, w], [y]))
-        dtype = graph.tensors[layer.outputs[0]].dtype or "float32"
         yield ConvView(rec, x[0], x[1], w[0], tuple(attrs.get("kernel") or w[2:]),
                        tuple(attrs.get("stride") or [1] * nd), tuple(attrs.get("dilation") or [1] * nd),
                        tuple(begins), tuple(ends), int(attrs.get("groups", 1)), tuple(x[2:]), tuple(y[2:]),
-                       len(layer.inputs) > 2 and bool(layer.inputs[2]), DTYPE_BYTES.get(dtype, 4))
+                       len(layer.inputs) > 2 and bool(layer.inputs[2]),
+                       DTYPE_BYTES[report.model.get("dtype") or "fp32"])
+
+
+def est_time(report: Report, parts: list[tuple[float, float, str]]) -> float:
+    """Roofline time of a hypothetical sequence of layers ``(flops, bytes, class)`` on the
+    report's device profile and dtype."""
+    from archlint import profiles
+    from archlint.analyses.roofline import roofline_time
+    profile = report.profile or profiles.load(None)
+    dtype = report.model.get("dtype") or "fp32"
+    return sum(roofline_time(f, b, profile, dtype, c) for f, b, c in parts)
+
+
+def human_time(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} us"
 
 
 def human(n: float) -> str:

@@ -1,0 +1,75 @@
+"""Memory traffic, arithmetic intensity and a roofline time estimate per layer.
+
+Bytes moved by a layer (ShuffleNet V2's memory access cost, for one pass with no cache
+reuse across layers): every data input it reads, every output it writes, and every
+weight it reads, at the element size of the chosen dtype::
+
+    bytes = (sum(numel(inputs)) + sum(numel(outputs)) + sum(numel(weights))) * elem_bytes
+
+A 1x1 conv c1 -> c2 on an h x w map moves ``hw(c1 + c2) + c1*c2`` elements (``c1*c2/G``
+with G groups). Views (reshape, transpose, identity) and shape arithmetic move nothing.
+
+    intensity = FLOPs / bytes
+    time = max(FLOPs / (peak(dtype) * efficiency(class)), bytes / bandwidth)
+
+``efficiency`` is the share of peak a dense, depthwise or grouped convolution reaches on
+the device (from the profile, or measured by ``archlint calibrate``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archlint.ir import Layer, ModelGraph
+from archlint.profiles import DTYPE_BYTES, Profile
+
+VIEW_KINDS = frozenset({"reshape", "identity", "constant", "split"})
+
+
+@dataclass(frozen=True)
+class Traffic:
+    bytes: int
+    intensity: float | None
+    time: float
+
+
+def layer_class(graph: ModelGraph, layer: Layer) -> str:
+    """``depthwise`` (groups = input channels > 1), ``grouped`` (1 < groups), else ``dense``."""
+    if layer.kind in ("conv", "conv_transpose"):
+        groups = int(layer.attrs.get("groups", 1) or 1)
+        x = graph.shape(layer.inputs[0]) if layer.inputs else None
+        if groups > 1 and x is not None and len(x) > 1 and groups == x[1]:
+            return "depthwise"
+        if groups > 1:
+            return "grouped"
+    return "dense"
+
+
+def roofline_time(flops: float, nbytes: float, profile: Profile, dtype: str, cls: str = "dense") -> float:
+    """``max(flops / (peak * efficiency), bytes / bandwidth)`` in seconds."""
+    compute = flops / (profile.peak(dtype) * profile.efficiency.get(cls, 1.0))
+    return max(compute, nbytes / profile.bandwidth)
+
+
+def layer_traffic(graph: ModelGraph, layer: Layer, flops: int | None, profile: Profile, dtype: str) -> Traffic:
+    elem = DTYPE_BYTES[dtype]
+    if layer.kind in VIEW_KINDS:
+        return Traffic(0, None, 0.0)
+    elements = 0
+    seen: set[str] = set()
+    for t in list(layer.inputs) + list(layer.outputs):
+        if not t or t in seen:
+            continue
+        seen.add(t)
+        info = graph.tensors.get(t)
+        if info is None or info.numel is None:
+            continue
+        if t in graph.constants and t not in graph.params:
+            continue  # shape arithmetic, axes, scales
+        if info.dtype is not None and not info.dtype.startswith(("float", "bfloat")) and t not in graph.params:
+            continue  # integer index and shape tensors
+        elements += info.numel
+    nbytes = elements * elem
+    f = flops or 0
+    return Traffic(nbytes, (f / nbytes) if nbytes else None,
+                   roofline_time(f, nbytes, profile, dtype, layer_class(graph, layer)))

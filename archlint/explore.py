@@ -1,0 +1,88 @@
+"""What-if alternatives for one conv layer: the original, its depthwise-separable
+replacement and each valid group count, with params, MACs, bytes, intensity and the
+roofline time; measured times when asked (``--measure``, needs torch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archlint.errors import ArchlintError
+from archlint.measure import ConvSpec
+from archlint.report import Report
+from archlint.rules.substitution import _depthwise_separable, grouped_options
+from archlint.rules.views import ConvView, conv_views
+
+GROUP_COUNTS = [2, 4, 8, 16, 32, 64]
+
+
+def _spec(v: ConvView, ci: int, co: int, kernel: tuple[int, ...], stride: tuple[int, ...], groups: int,
+          size: tuple[int, ...]) -> ConvSpec:
+    return ConvSpec(v.n, ci, co, size, kernel, stride, groups)
+
+
+def chains(v: ConvView) -> dict[str, list[ConvSpec]]:
+    """The layers each variant runs, for measuring: convs with padding k//2 at the layer's shapes."""
+    ones = tuple(1 for _ in v.kernel)
+    out = {"original": [_spec(v, v.ci, v.co, v.kernel, v.stride, v.groups, v.in_spatial)]}
+    if v.groups == 1 and max(v.kernel) > 1:
+        out["depthwise-separable"] = [_spec(v, v.ci, v.ci, v.kernel, v.stride, v.ci, v.in_spatial),
+                                      _spec(v, v.ci, v.co, ones, ones, 1, v.out_spatial)]
+    if v.groups == 1:
+        for g in GROUP_COUNTS:
+            if v.ci % g == 0 and v.co % g == 0:
+                out[f"grouped G={g}"] = [_spec(v, v.ci, v.co, v.kernel, v.stride, g, v.in_spatial)]
+    return out
+
+
+def find_conv(report: Report, name: str) -> ConvView:
+    views = {v.name: v for v in conv_views(report)}
+    if name not in views:
+        convs = ", ".join(list(views)[:8])
+        raise ArchlintError(f"no conv layer named '{name}' (conv layers: {convs}{', ...' if len(views) > 8 else ''})")
+    return views[name]
+
+
+def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, Any]]:
+    v = find_conv(report, name)
+    rec = v.record
+    rows = [{"variant": "original", "params": rec.params, "macs": rec.macs or 0, "bytes": rec.bytes,
+             "est_time_s": rec.est_time}]
+    variants = chains(v)
+    if "depthwise-separable" in variants:
+        params, macs, nbytes, parts = _depthwise_separable(v)
+        from archlint.rules.views import est_time
+        rows.append({"variant": "depthwise-separable", "params": params, "macs": macs, "bytes": nbytes,
+                     "est_time_s": est_time(report, parts)})
+    for row in grouped_options(v, report, GROUP_COUNTS) if v.groups == 1 else []:
+        rows.append({"variant": f"grouped G={row['groups']}", "params": row["params"], "macs": row["macs"],
+                     "bytes": row["bytes"], "est_time_s": row["est_time_s"]})
+    base = rows[0]["est_time_s"]
+    for row in rows:
+        row["intensity"] = (2 * row["macs"] / row["bytes"]) if row["bytes"] else None
+        row["est_speedup"] = base / row["est_time_s"] if row["est_time_s"] else None
+    if measure:
+        dtype = report.model.get("dtype") or "fp32"
+        from archlint.measure import time_convs
+        for row in rows:
+            row["measured_s"] = time_convs(variants[row["variant"]], dtype)
+        for row in rows:
+            row["measured_speedup"] = rows[0]["measured_s"] / row["measured_s"]
+    return rows
+
+
+def measure_finding(report: Report, finding: Any) -> None:
+    """Attach measured before/after times to a substitution finding (AL101, AL102)."""
+    from archlint.measure import time_convs
+    v = find_conv(report, finding.layer)
+    variants = chains(v)
+    dtype = report.model.get("dtype") or "fp32"
+    if finding.code == "AL101":
+        after_chain = variants["depthwise-separable"]
+    elif finding.code == "AL102":
+        best = min(finding.details["options"], key=lambda r: r["est_time_s"])["groups"]
+        after_chain = variants[f"grouped G={best}"]
+    else:
+        return
+    before, after = time_convs(variants["original"], dtype), time_convs(after_chain, dtype)
+    finding.details["measured_s"] = {"before": before, "after": after, "speedup": before / after}
+    finding.message += f" Measured: {before * 1e3:.3f} ms -> {after * 1e3:.3f} ms ({before / after:.2f}x)."
