@@ -117,13 +117,15 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
     t = benchmark.Timer("dst.copy_(src)", globals={"src": src, "dst": dst}, num_threads=torch.get_num_threads()) \
         .blocked_autorange(min_run_time=seconds).median
     bandwidth = 2 * elems * 4 / t
+    tiny = ConvSpec(1, 1, 1, (1, 1), (1, 1), (1, 1), 1)
+    overhead = time_convs([tiny], "fp32", seconds, cache=False)
     efficiency = {}
     for cls, groups in (("dense", 1), ("grouped", 8), ("depthwise", 128)):
         spec = ConvSpec(1, 128, 128, (28, 28), (3, 3), (1, 1), groups)
         t = time_convs([spec], "fp32", seconds, cache=False)
         flops = 2 * 28 * 28 * 128 * (128 // groups) * 9
         nbytes = 4 * (2 * 128 * 28 * 28 + 128 * (128 // groups) * 9)
-        compute_time = max(t - 0.0, 1e-12)
+        compute_time = max(t - overhead, 1e-12)
         if nbytes / bandwidth >= t:
             efficiency[cls] = 1.0
         else:
@@ -131,14 +133,14 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
     return {"name": f"calibrated-{socket.gethostname()}",
             "description": f"measured by archlint calibrate on {device} with torch {torch.__version__}, "
                            f"{torch.get_num_threads()} threads",
-            "peak_flops": {"fp32": peak}, "bandwidth": bandwidth, "efficiency": efficiency,
+            "peak_flops": {"fp32": peak}, "bandwidth": bandwidth, "overhead": overhead, "efficiency": efficiency,
             "sources": ["archlint calibrate: fp32 matmul, tensor copy and 3x3 convs timed with torch.utils.benchmark"]}
 
 
 def to_toml(profile: dict[str, Any]) -> str:
     lines = [f'name = "{profile["name"]}"', f'description = "{profile["description"]}"',
              "peak_flops = { " + ", ".join(f"{k} = {v:.6g}" for k, v in profile["peak_flops"].items()) + " }",
-             f'bandwidth = {profile["bandwidth"]:.6g}',
+             f'bandwidth = {profile["bandwidth"]:.6g}', f'overhead = {profile["overhead"]:.6g}',
              "sources = [" + ", ".join(json.dumps(s) for s in profile["sources"]) + "]", "", "[efficiency]"]
     lines += [f"{k} = {v}" for k, v in profile["efficiency"].items()]
     return "\n".join(lines) + "\n"

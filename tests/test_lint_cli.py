@@ -15,18 +15,19 @@ from archlint.docs import RULES_END, RULES_START, rules_table
 from archlint.rules import RULES
 from tests.conftest import ROOT, assert_one_line_error, onnx_path, run_cli
 
-RESNET = str(onnx_path("resnet_small"))  # findings: AL105 (warning) and eight AL101 (info)
+RESNET = str(onnx_path("resnet_small"))  # findings: AL105 (warning) and eight AL101 (info) on the ideal device
+IDEAL = str(ROOT / "tests" / "data" / "ideal.toml")
 
 
 def test_default_exit_codes_and_fail_on():
-    assert run_cli(RESNET, "--format", "concise").returncode == 1  # a warning, fail-on warning
-    assert run_cli(RESNET, "--format", "concise", "--fail-on", "error").returncode == 0
-    assert run_cli(RESNET, "--format", "concise", "--ignore", "AL105").returncode == 0  # only info left
-    assert run_cli(RESNET, "--format", "concise", "--ignore", "AL105", "--fail-on", "info").returncode == 1
+    assert run_cli(RESNET, "--profile", IDEAL, "--format", "concise").returncode == 1  # a warning, fail-on warning
+    assert run_cli(RESNET, "--profile", IDEAL, "--format", "concise", "--fail-on", "error").returncode == 0
+    assert run_cli(RESNET, "--profile", IDEAL, "--format", "concise", "--ignore", "AL105").returncode == 0  # only info left
+    assert run_cli(RESNET, "--profile", IDEAL, "--format", "concise", "--ignore", "AL105", "--fail-on", "info").returncode == 1
 
 
 def test_concise_lines():
-    out = run_cli(RESNET, "--format", "concise").stdout.splitlines()
+    out = run_cli(RESNET, "--profile", IDEAL, "--format", "concise").stdout.splitlines()
     assert out[0] == (f"{RESNET}:/layer2/layer2.0/downsample/downsample.0/Conv: AL105 [warning] "
                       "1x1 conv with stride 2x2 reads 1 of every 4 input positions and discards 3/4 of its input; "
                       "average-pool with stride 2x2 first, then a 1x1 conv with stride 1 (ResNet-D, He et al. 2019: "
@@ -35,18 +36,18 @@ def test_concise_lines():
 
 
 def test_statistics():
-    out = run_cli(RESNET, "--format", "concise", "--statistics").stdout
+    out = run_cli(RESNET, "--profile", IDEAL, "--format", "concise", "--statistics").stdout
     assert "    8  AL101  depthwise-separable-candidate [info]" in out
     assert "    1  AL105  strided-pointwise [warning]" in out
 
 
 def test_table_has_findings_after_layers():
-    out = run_cli(RESNET).stdout
+    out = run_cli(RESNET, "--profile", IDEAL).stdout
     assert out.index("params:") < out.index("findings (9):") < out.index("AL105 [warning]")
 
 
 def test_json_findings():
-    data = json.loads(run_cli(RESNET, "--format", "json").stdout)
+    data = json.loads(run_cli(RESNET, "--profile", IDEAL, "--format", "json").stdout)
     codes = [f["code"] for f in data["findings"]]
     assert codes == ["AL105"] + ["AL101"] * 8
     first = data["findings"][1]
@@ -55,7 +56,7 @@ def test_json_findings():
 
 def test_sarif_validates_against_schema():
     schema = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
-    proc = run_cli(RESNET, "fixtures/torch_models.py:shared_net", "--input-shape", "1x3x16x16", "--format", "sarif")
+    proc = run_cli(RESNET, "--profile", IDEAL, "fixtures/torch_models.py:shared_net", "--input-shape", "1x3x16x16", "--format", "sarif")
     log = json.loads(proc.stdout)
     jsonschema.validate(log, schema)
     run = log["runs"][0]
@@ -70,13 +71,13 @@ def test_sarif_validates_against_schema():
 
 
 def test_github_annotations():
-    lines = run_cli(RESNET, "--format", "github").stdout.splitlines()
+    lines = run_cli(RESNET, "--profile", IDEAL, "--format", "github").stdout.splitlines()
     assert lines[0].startswith(f"::warning file={RESNET},title=AL105 strided-pointwise::/layer2/")
     assert lines[1].startswith("::notice ")
 
 
 def test_markdown_summary():
-    out = run_cli(RESNET, "--format", "markdown").stdout
+    out = run_cli(RESNET, "--profile", IDEAL, "--format", "markdown").stdout
     assert out.startswith("## archlint")
     assert "| `" + RESNET + "` | 44.91K | 6.87M |" in out and "1 warning, 8 info" in out
 
@@ -105,23 +106,23 @@ def _project(tmp_path, toml: str):
 
 def test_config_found_upward_from_the_model(tmp_path):
     model = _project(tmp_path, '[tool.archlint]\nselect = ["AL105"]\nfail-on = "error"\n')
-    proc = run_cli(model, "--format", "concise", cwd=ROOT)  # run from elsewhere: found from the model's folder
+    proc = run_cli(model, "--format", "concise", "--profile", IDEAL, cwd=ROOT)  # run from elsewhere: found from the model's folder
     assert proc.returncode == 0 and proc.stdout.count("AL105") == 1 and "AL101" not in proc.stdout
 
 
 def test_explicit_config_and_cli_override(tmp_path):
     cfg = tmp_path / "lint.toml"
     cfg.write_text('[tool.archlint]\nignore = ["AL105"]\n[tool.archlint.rules.AL101]\nmin-channels = 32\n')
-    proc = run_cli(RESNET, "--config", str(cfg), "--format", "concise")
+    proc = run_cli(RESNET, "--profile", IDEAL, "--config", str(cfg), "--format", "concise")
     assert proc.returncode == 0
     assert proc.stdout.count("AL101") == 3  # only the 32-channel convs
-    proc = run_cli(RESNET, "--config", str(cfg), "--format", "concise", "--select", "AL105")
+    proc = run_cli(RESNET, "--profile", IDEAL, "--config", str(cfg), "--format", "concise", "--select", "AL105")
     assert proc.stdout.count("AL105") == 1 and proc.returncode == 1
 
 
 def test_budget_in_config_fails(tmp_path):
     model = _project(tmp_path, '[tool.archlint.budgets]\nparams = "40K"\nmacs = "7M"\n')
-    proc = run_cli(model, "--format", "concise")
+    proc = run_cli(model, "--format", "concise", "--profile", IDEAL)
     assert proc.returncode == 1
     assert "AL301 [error] params 44.91K is over the budget of 40K" in proc.stdout
     assert "macs" not in proc.stdout.split("AL301")[1].split("\n")[0]
@@ -142,9 +143,9 @@ def test_bad_config(tmp_path, toml, needle):
 
 
 def test_bad_cli_rule_code_and_unreadable_model(tmp_path):
-    assert_one_line_error(run_cli(RESNET, "--select", "XX1"), "XX1")
+    assert_one_line_error(run_cli(RESNET, "--profile", IDEAL, "--select", "XX1"), "XX1")
     assert_one_line_error(run_cli(str(tmp_path)), "directory")
-    assert_one_line_error(run_cli(RESNET, "--config", str(tmp_path / "missing.toml")), "missing.toml")
+    assert_one_line_error(run_cli(RESNET, "--profile", IDEAL, "--config", str(tmp_path / "missing.toml")), "missing.toml")
 
 
 def test_models_from_config_for_the_torch_hook(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import archlint
@@ -16,8 +18,11 @@ from fixtures.networks import build  # noqa: E402
 from tests.conftest import onnx_path  # noqa: E402
 
 
+IDEAL = str(Path(__file__).parent / "data" / "ideal.toml")  # no per-layer overhead: judge arithmetic alone
+
+
 def findings(model, shape, code, config: Config | None = None, **table):
-    report = archlint.analyze(model.eval(), input_shape=shape)
+    report = archlint.analyze(model.eval(), input_shape=shape, profile=IDEAL)
     cfg = config or (from_dict(table) if table else Config())
     return [f for f in lint(report, cfg) if f.code == code]
 
@@ -81,7 +86,7 @@ def test_al105_strided_pointwise():
     assert "3/4" in f.message and f.details["discarded_share"] == 0.75
     assert findings(lm.Seq(nn.Conv2d(16, 32, 1)), (1, 16, 8, 8), "AL105") == []
     # the ONNX path too: resnet_small's downsample shortcut
-    report = archlint.analyze(onnx_path("resnet_small"))
+    report = archlint.analyze(onnx_path("resnet_small"), profile=IDEAL)
     assert [f.layer for f in lint(report) if f.code == "AL105"] == ["/layer2/layer2.0/downsample/downsample.0/Conv"]
 
 
@@ -149,7 +154,7 @@ def test_al302_partial(tmp_path):
 def test_source_suppression_and_unused():
     """conv_b's AL101 is suppressed at its construction line; conv_c's suppression of AL103
     matches nothing: AL001."""
-    report = archlint.analyze(lm.suppressed(), input_shape=(1, 32, 8, 8))
+    report = archlint.analyze(lm.suppressed(), input_shape=(1, 32, 8, 8), profile=IDEAL)
     found = lint(report)
     al101 = [f.layer for f in found if f.code == "AL101"]
     assert al101 == ["conv_a"]
@@ -172,7 +177,7 @@ def test_onnx_metadata_suppression():
 
 
 def test_select_ignore_and_per_layer_ignores():
-    report = archlint.analyze(onnx_path("resnet_small"))
+    report = archlint.analyze(onnx_path("resnet_small"), profile=IDEAL)
     only = {f.code for f in lint(report, from_dict({"select": ["AL105"]}))}
     assert only == {"AL105"}
     assert "AL101" not in {f.code for f in lint(report, from_dict({"ignore": ["AL10"]}))}

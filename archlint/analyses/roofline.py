@@ -10,7 +10,7 @@ A 1x1 conv c1 -> c2 on an h x w map moves ``hw(c1 + c2) + c1*c2`` elements (``c1
 with G groups). Views (reshape, transpose, identity) and shape arithmetic move nothing.
 
     intensity = FLOPs / bytes
-    time = max(FLOPs / (peak(dtype) * efficiency(class)), bytes / bandwidth)
+    time = overhead + max(FLOPs / (peak(dtype) * efficiency(class)), bytes / bandwidth)
 
 ``efficiency`` is the share of peak a dense, depthwise or grouped convolution reaches on
 the device (from the profile, or measured by ``archlint calibrate``).
@@ -46,9 +46,9 @@ def layer_class(graph: ModelGraph, layer: Layer) -> str:
 
 
 def roofline_time(flops: float, nbytes: float, profile: Profile, dtype: str, cls: str = "dense") -> float:
-    """``max(flops / (peak * efficiency), bytes / bandwidth)`` in seconds."""
+    """``overhead + max(flops / (peak * efficiency), bytes / bandwidth)`` in seconds."""
     compute = flops / (profile.peak(dtype) * profile.efficiency.get(cls, 1.0))
-    return max(compute, nbytes / profile.bandwidth)
+    return profile.overhead + max(compute, nbytes / profile.bandwidth)
 
 
 def layer_traffic(graph: ModelGraph, layer: Layer, flops: int | None, profile: Profile, dtype: str) -> Traffic:

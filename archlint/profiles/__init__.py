@@ -1,5 +1,6 @@
-"""Device profiles: peak FLOP/s per dtype, memory bandwidth, and the share of peak that
-dense, depthwise and grouped convolutions reach, each with its public source.
+"""Device profiles: peak FLOP/s per dtype, memory bandwidth, the fixed cost of running one
+layer (``overhead``, seconds: kernel launch or framework dispatch), and the share of peak
+that dense, depthwise and grouped convolutions reach, each with its public source.
 
 Shipped profiles are the ``*.toml`` files beside this module; a user profile is a TOML
 file with the same keys (``--profile path.toml``), ``[tool.archlint.profile]`` in the
@@ -35,13 +36,15 @@ class Profile:
     efficiency: dict[str, float] = field(default_factory=dict)
     description: str = ""
     sources: tuple[str, ...] = ()
+    overhead: float = 0.0
 
     def peak(self, dtype: str) -> float:
         return self.peak_flops.get(dtype) or self.peak_flops["fp32"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "peak_flops": self.peak_flops, "bandwidth": self.bandwidth,
-                "efficiency": self.efficiency, "description": self.description, "sources": list(self.sources)}
+                "overhead": self.overhead, "efficiency": self.efficiency, "description": self.description,
+                "sources": list(self.sources)}
 
 
 def available() -> list[str]:
@@ -52,7 +55,7 @@ def from_dict(data: dict[str, Any], where: str) -> Profile:
     """Validate a profile table; every problem is a one-line :class:`ArchlintError`."""
     if not isinstance(data, dict):
         raise ArchlintError(f"{where}: a profile must be a table")
-    unknown = set(data) - {"name", "description", "peak_flops", "bandwidth", "efficiency", "sources"}
+    unknown = set(data) - {"name", "description", "peak_flops", "bandwidth", "efficiency", "sources", "overhead"}
     if unknown:
         raise ArchlintError(f"{where}: unknown profile key(s) {', '.join(sorted(unknown))}")
     peak = data.get("peak_flops")
@@ -68,12 +71,15 @@ def from_dict(data: dict[str, Any], where: str) -> Profile:
     if not isinstance(efficiency, dict) or set(efficiency) - set(EFFICIENCY_KEYS) or not all(
             isinstance(v, (int, float)) and 0 < v <= 1 for v in efficiency.values()):
         raise ArchlintError(f"{where}: efficiency must map {', '.join(EFFICIENCY_KEYS)} to shares in (0, 1]")
+    overhead = data.get("overhead", 0.0)
+    if not isinstance(overhead, (int, float)) or isinstance(overhead, bool) or overhead < 0:
+        raise ArchlintError(f"{where}: overhead must be a non-negative number of seconds per layer, got {overhead!r}")
     sources = data.get("sources", [])
     if not isinstance(sources, list):
         raise ArchlintError(f"{where}: sources must be a list of strings")
     return Profile(str(data.get("name", where)), {k: float(v) for k, v in peak.items()}, float(bandwidth),
                    {k: float(v) for k, v in efficiency.items()}, str(data.get("description", "")),
-                   tuple(str(s) for s in sources))
+                   tuple(str(s) for s in sources), float(overhead))
 
 
 def load(spec: str | Path | dict[str, Any] | Profile | None) -> Profile:
