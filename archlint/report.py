@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from archlint.analyses import cost as cost_analysis
 from archlint.analyses import receptive_field as rf_analysis
@@ -110,6 +111,31 @@ class Report:
                 return rec
         raise KeyError(name)
 
+    def filter(self, kind: str | Sequence[str] | None = None, name: str | None = None) -> list[LayerRecord]:
+        """Layers of the given op kind(s) whose name matches a glob (``"layer1.*"``)."""
+        kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+        return [r for r in self.layers if (kinds is None or r.kind in kinds)
+                and (name is None or fnmatch.fnmatchcase(r.name, name))]
+
+    def top(self, k: int = 10, by: str = "macs") -> list[LayerRecord]:
+        """The ``k`` layers with the most ``macs``, ``params``, ``flops``, ``bytes`` or ``est_time``."""
+        return sorted(self.layers, key=lambda r: getattr(r, by) or 0, reverse=True)[:k]
+
+    def to_pandas(self) -> Any:
+        """One row per layer (needs pandas: ``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            from archlint.errors import ArchlintError
+            raise ArchlintError("Report.to_pandas() needs pandas: pip install pandas") from None
+        rows = []
+        for r in self.layers:
+            d = r.to_dict()
+            d.pop("inputs", None)
+            d["rf"] = r.rf[0].short() if r.rf else None
+            rows.append(d)
+        return pd.DataFrame(rows)
+
     def to_dict(self) -> dict[str, Any]:
         from archlint import __version__
         return {"archlint_version": __version__, "model": self.model, "totals": self.totals.to_dict(),
@@ -204,3 +230,28 @@ def normalise_dtype(dtype: Any) -> str:
     if text not in DTYPES:
         raise ArchlintError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
     return text
+
+
+def compare(before: Report, after: Report) -> dict[str, Any]:
+    """Before/after deltas of two reports: totals, and per layer matched by name (layers only
+    in one report are listed as added or removed)."""
+    totals = {}
+    for key in ("params", "macs", "flops", "activation_bytes", "bytes", "est_time"):
+        a, b = getattr(before.totals, key), getattr(after.totals, key)
+        totals[key] = {"before": a, "after": b, "delta": b - a,
+                       "ratio": (b / a) if a else None}
+    old = {r.name: r for r in before.layers}
+    new = {r.name: r for r in after.layers}
+    layers = []
+    for name in list(old) + [n for n in new if n not in old]:
+        a, b = old.get(name), new.get(name)
+        row: dict[str, Any] = {"name": name, "status": "changed" if a and b else "removed" if a else "added"}
+        for key in ("params", "macs", "bytes"):
+            va = getattr(a, key) if a else 0
+            vb = getattr(b, key) if b else 0
+            row[key] = {"before": va, "after": vb, "delta": (vb or 0) - (va or 0)}
+        if a and b and all(row[k]["delta"] == 0 for k in ("params", "macs", "bytes")) and \
+                a.output_shape == b.output_shape:
+            row["status"] = "same"
+        layers.append(row)
+    return {"totals": totals, "layers": layers}
