@@ -3,35 +3,18 @@ intermediate value is exposed as a graph output."""
 
 from __future__ import annotations
 
-import numpy as np
 import onnx
 import pytest
 
 import archlint
+from tests import helpers
 from tests.conftest import FIXTURES, onnx_path
 
 ort = pytest.importorskip("onnxruntime")
 
 
-def runtime_shapes(path, feed_shape) -> dict[str, tuple[int, ...]]:
-    model = onnx.load(str(path))  # with external data: it has to run
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    for d, size in zip(dims, feed_shape):
-        d.Clear()
-        d.dim_value = size
-    del model.graph.value_info[:]
-    for out in model.graph.output:
-        out.type.tensor_type.ClearField("shape")
-    inferred = onnx.shape_inference.infer_shapes(model)
-    produced = {o for n in model.graph.node for o in n.output if o}
-    existing = {o.name for o in model.graph.output}
-    for vi in inferred.graph.value_info:
-        if vi.name in produced and vi.name not in existing:
-            model.graph.output.append(vi)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    feed = {sess.get_inputs()[0].name: np.random.rand(*feed_shape).astype(np.float32)}
-    return {n: tuple(v.shape) for n, v in zip(names, sess.run(names, feed))}
+def runtime_shapes(path, feed_shape):
+    return helpers.runtime_shapes(onnx.load(str(path)), feed_shape)  # with external data: it has to run
 
 
 @pytest.mark.parametrize("name", FIXTURES)

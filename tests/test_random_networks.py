@@ -16,7 +16,6 @@ import io
 import os
 import warnings
 
-import numpy as np
 import onnx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -24,9 +23,9 @@ from hypothesis import HealthCheck, example, given, settings
 import archlint
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from tests.helpers import gradient_span, runtime_shapes  # noqa: E402
 from tests.random_nets import RF_KINDS, Spec, build, networks  # noqa: E402
 
 ort = pytest.importorskip("onnxruntime")
@@ -41,20 +40,6 @@ def export(model, shape) -> bytes:
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.randn(*shape),), buf, dynamo=False, opset_version=17)
     return buf.getvalue()
-
-
-def runtime_shapes(data: bytes, shape) -> dict:
-    model = onnx.load_from_string(data)
-    inferred = onnx.shape_inference.infer_shapes(model)
-    produced = {o for n in model.graph.node for o in n.output if o}
-    existing = {o.name for o in model.graph.output}
-    for vi in inferred.graph.value_info:
-        if vi.name in produced and vi.name not in existing:
-            model.graph.output.append(vi)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    values = sess.run(names, {sess.get_inputs()[0].name: np.random.rand(*shape).astype(np.float32)})
-    return {n: tuple(v.shape) for n, v in zip(names, values)}
 
 
 def dense(report):
@@ -93,37 +78,11 @@ def test_random_network_invariants(spec):
     assert dense(onnx_report) == dense(report)
     assert conv_fields(onnx_report) == conv_fields(report)
     # (c)
-    actual = runtime_shapes(data, shape)
+    actual = runtime_shapes(onnx.load_from_string(data), shape)
     for layer in onnx_report.graph.layers():
         for t in layer.outputs:
             if t in actual:
                 assert onnx_report.graph.shape(t) == actual[t], (layer.name, t)
-
-
-def gradient_span(model, shape):
-    """Weights 1/fan-in, biases 0, BatchNorm as identity, max pooling as average pooling,
-    float64, constant input: the nonzero span of d(centre output position, all channels)/d(input)
-    per axis."""
-    for name, m in list(model.named_modules()):
-        for child_name, child in list(m.named_children()):
-            if isinstance(child, nn.modules.pooling._MaxPoolNd):
-                avg = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[len(shape) - 2]
-                setattr(m, child_name, avg(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode))
-            elif isinstance(child, nn.modules.batchnorm._BatchNorm):
-                setattr(m, child_name, nn.Identity())
-    model = model.double().eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.conv._ConvNd):
-                m.weight.fill_(1.0 / m.weight[0].numel())
-                if m.bias is not None:
-                    m.bias.zero_()
-    x = torch.full(shape, 0.5, dtype=torch.float64, requires_grad=True)
-    y = model(x)
-    centre = [s // 2 for s in y.shape[2:]]
-    y[(0, slice(None), *centre)].sum().backward()  # every channel: a concat's field is its widest branch
-    nz = x.grad[0].abs().sum(0).nonzero()
-    return centre, [(int(nz[:, i].min()), int(nz[:, i].max())) for i in range(nz.shape[1])]
 
 
 @SETTINGS

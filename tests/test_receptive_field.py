@@ -19,6 +19,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from fixtures.networks import build  # noqa: E402
+from tests.helpers import gradient_span  # noqa: E402
 
 
 def rf_of(report, name):
@@ -277,15 +278,8 @@ def test_encoder_decoder_fields_through_both_paths():
 def test_unaligned_merge_is_flagged():
     """A 3x3 branch with padding 1 (centre 0) added to a 3x3 branch with padding 0 shifted
     back by F.pad(0, 2) (centre 1): same stride, different centres."""
-    class Unaligned(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a = nn.Conv2d(1, 1, 3, padding=1)
-            self.b = nn.Conv2d(1, 1, 3)
-
-        def forward(self, x):
-            return self.a(x) + F.pad(self.b(x), (0, 2, 0, 2))
-    report = archlint.analyze(Unaligned(), input_shape=(1, 1, 16, 16))
+    from fixtures.lint_models import Unaligned
+    report = archlint.analyze(Unaligned(), input_shape=(1, 8, 16, 16))
     assert report.layer("add").rf[0].aligned is False
     assert report.layer("a").rf[0].aligned is True
 
@@ -343,24 +337,6 @@ def test_channels_last_pointwise_keeps_field():
 
 
 # ------------------------------------------------------------------ empirical check
-def gradient_span(model, shape):
-    """Weights 1/fan-in, biases 0, float64, constant input: the nonzero span, per spatial
-    axis, of d(centre output unit)/d(input)."""
-    model = model.double().eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.fill_(1.0 / m.weight[0].numel())
-                if m.bias is not None:
-                    m.bias.zero_()
-    x = torch.full(shape, 0.5, dtype=torch.float64, requires_grad=True)
-    y = model(x)
-    centre = [s // 2 for s in y.shape[2:]]
-    y[(0, 0, *centre)].backward()
-    nz = x.grad[0, 0].nonzero()
-    return centre, [(int(nz[:, i].min()), int(nz[:, i].max())) for i in range(nz.shape[1])]
-
-
 layer_st = st.tuples(st.sampled_from(["conv", "pool"]), st.integers(1, 4), st.integers(1, 2), st.integers(1, 2),
                      st.integers(0, 2))
 
