@@ -55,4 +55,6 @@ def gradient_span(model, shape):
     centre = [s // 2 for s in y.shape[2:]]
     y[(0, slice(None), *centre)].sum().backward()  # every channel: a concat's field is its widest branch
     nz = x.grad[0].abs().sum(0).nonzero()
+    if nz.numel() == 0:
+        return centre, []
     return centre, [(int(nz[:, i].min()), int(nz[:, i].max())) for i in range(nz.shape[1])]

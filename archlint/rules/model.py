@@ -89,18 +89,14 @@ BUDGET_KEYS = ("params", "macs", "flops", "activation-memory", "peak-layer-memor
 
 
 def peak_layer_bytes(report: Report) -> tuple[int, str | None]:
-    """The largest input + output activation bytes of a single layer."""
-    from archlint.analyses.cost import DTYPE_BYTES
+    """The largest input + output activation bytes of a single layer (tensors in their own dtype)."""
+    from archlint.analyses.cost import tensor_bytes
     best, name = 0, None
+    graph = report.graph
     for rec in report.layers:
         total = rec.output_bytes
-        dtype = "float32"
-        for inp in rec.inputs:
-            if inp["shape"] is not None:
-                n = 1
-                for d in inp["shape"]:
-                    n *= d
-                total += n * DTYPE_BYTES.get(dtype, 4)
+        if graph is not None:
+            total += sum(tensor_bytes(graph, inp["name"]) for inp in rec.inputs)
         if total > best:
             best, name = total, rec.name
     return best, name
