@@ -139,7 +139,7 @@ def networks(draw, max_blocks: int = 5, attention: bool = True, kinds: tuple[str
             ceil = draw(st.booleans())
             mode = draw(st.sampled_from(["max", "avg"]))
             new = _out(size, k, s, p, 1, ceil)
-            if new < 1:
+            if new < 1 or size < k:  # torch's 3-D average pooling rejects inputs below the kernel
                 continue
             spec.blocks.append(("pool", mode, k, s, p, ceil))
             size = new
