@@ -22,8 +22,8 @@ def runtime_shapes(model: onnx.ModelProto, feed_shape) -> dict[str, tuple[int, .
     produced = {o for n in model.graph.node for o in n.output if o}
     existing = {o.name for o in model.graph.output}
     for vi in inferred.graph.value_info:
-        if vi.name in produced and vi.name not in existing:
-            model.graph.output.append(vi)
+        if vi.name in produced and vi.name not in existing:  # typed, but no shape: onnxruntime decides
+            model.graph.output.append(onnx.helper.make_tensor_value_info(vi.name, vi.type.tensor_type.elem_type, None))
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     feed = {sess.get_inputs()[0].name: np.random.rand(*feed_shape).astype(np.float32)}

@@ -275,8 +275,11 @@ def _fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> o
             fixes[node.output[0]] = (*y[:2], *spatial)
     if not fixes:
         return None
-    pinned = {vi.name: vi for vi in model.graph.value_info}
+    # declared shapes downstream of the pool (value_info, graph outputs) carry the same error
+    pinned: dict[str, onnx.ValueInfoProto] = {}
     outputs = {o.name: o for o in model.graph.output}
+    for out in model.graph.output:
+        out.type.tensor_type.ClearField("shape")
     for name, shape in fixes.items():
         elem = next((vi.type.tensor_type.elem_type for vi in list(inferred.graph.value_info) +
                      list(inferred.graph.output) if vi.name == name), TensorProto.FLOAT)
