@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--filter", default="*")
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--rerun", action="store_true", help="analyse again the models recorded as not ok or partial")
     args = parser.parse_args()
     names = [n for n in timm.list_models() if fnmatch.fnmatch(n, args.filter)]
     if args.limit:
@@ -87,6 +88,8 @@ def main() -> None:
         for line in args.out.read_text().splitlines():
             row = json.loads(line)
             done[row["model"]] = row
+        if args.rerun:
+            done = {k: v for k, v in done.items() if v["status"] == "ok" and not v.get("partial")}
     with args.out.open("a") as fh:
         for i, name in enumerate(names):
             if name in done:

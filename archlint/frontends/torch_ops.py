@@ -284,7 +284,8 @@ IDENTITY_NAMES = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropo
                   "copy", "fill", "zero", "slice_scatter", "select_scatter", "detach_", "set_grad_enabled")
 CONSTANT_NAMES = ("zeros", "ones", "full", "empty", "arange", "zeros_like", "ones_like", "full_like", "empty_like",
                   "rand", "randn", "rand_like", "randn_like", "tensor", "linspace", "eye", "new_zeros", "new_ones",
-                  "new_full", "new_empty", "scalar_tensor", "triu", "tril", "sym_size", "_assert_tensor_metadata")
+                  "new_full", "new_empty", "scalar_tensor", "triu", "tril", "sym_size", "_assert_tensor_metadata",
+                  "meshgrid", "one_hot")
 REDUCE_NAMES = ("mean", "sum", "amax", "amin", "max", "min", "std", "var", "prod", "norm", "logsumexp", "argmax",
                 "argmin", "cumsum", "all", "any", "topk", "sort", "var_mean", "std_mean", "count_nonzero")
 
@@ -311,6 +312,8 @@ OP_HANDLERS: dict[str, Handler] = {
     "upsample_nearest3d": _upsample_aten("nearest"), "upsample_bilinear2d": _upsample_aten("linear"),
     "upsample_linear1d": _upsample_aten("linear"), "upsample_trilinear3d": _upsample_aten("linear"),
     "upsample_bicubic2d": _upsample_aten("cubic"), "_upsample_nearest_exact2d": _upsample_aten("nearest"),
+    "_upsample_bicubic2d_aa": _upsample_aten("cubic"), "_upsample_bilinear2d_aa": _upsample_aten("linear"),
+    "im2col": _const("reshape"), "col2im": _const("reshape"), "unfold": _const("reshape"), "fold": _const("reshape"),
     "batch_norm": _const("norm"), "layer_norm": _const("norm"), "group_norm": _const("norm"),
     "instance_norm": _const("norm"), "normalize": _const("norm"), "rms_norm": _const("norm"),
     "local_response_norm": _const("norm"), "native_layer_norm": _const("norm"),
