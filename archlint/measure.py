@@ -133,7 +133,8 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
     return {"name": f"calibrated-{socket.gethostname()}",
             "description": f"measured by archlint calibrate on {device} with torch {torch.__version__}, "
                            f"{torch.get_num_threads()} threads",
-            "peak_flops": {"fp32": peak}, "bandwidth": bandwidth, "overhead": overhead, "efficiency": efficiency,
+            "peak_flops": {"fp32": peak}, "bandwidth": bandwidth, "overhead": overhead, "grouped_channels": 16,
+            "efficiency": efficiency,
             "sources": ["archlint calibrate: fp32 matmul, tensor copy and 3x3 convs timed with torch.utils.benchmark"]}
 
 
@@ -141,6 +142,7 @@ def to_toml(profile: dict[str, Any]) -> str:
     lines = [f'name = "{profile["name"]}"', f'description = "{profile["description"]}"',
              "peak_flops = { " + ", ".join(f"{k} = {v:.6g}" for k, v in profile["peak_flops"].items()) + " }",
              f'bandwidth = {profile["bandwidth"]:.6g}', f'overhead = {profile["overhead"]:.6g}',
+             f'grouped_channels = {profile["grouped_channels"]}',
              "sources = [" + ", ".join(json.dumps(s) for s in profile["sources"]) + "]", "", "[efficiency]"]
     lines += [f"{k} = {v}" for k, v in profile["efficiency"].items()]
     return "\n".join(lines) + "\n"

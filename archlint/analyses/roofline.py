@@ -45,9 +45,17 @@ def layer_class(graph: ModelGraph, layer: Layer) -> str:
     return "dense"
 
 
-def roofline_time(flops: float, nbytes: float, profile: Profile, dtype: str, cls: str = "dense") -> float:
-    """``overhead + max(flops / (peak * efficiency), bytes / bandwidth)`` in seconds."""
-    compute = flops / (profile.peak(dtype) * profile.efficiency.get(cls, 1.0))
+def roofline_time(flops: float, nbytes: float, profile: Profile, dtype: str, cls: str = "dense",
+                  group_channels: int | None = None) -> float:
+    """``overhead + max(flops / (peak * efficiency), bytes / bandwidth)`` in seconds.
+
+    A grouped conv runs one small matrix product per group: its efficiency is the profile's
+    (measured at ``grouped_channels`` input channels per group) scaled by
+    ``min(1, group_channels / grouped_channels)``."""
+    eff = profile.efficiency.get(cls, 1.0)
+    if cls == "grouped" and group_channels:
+        eff *= min(1.0, group_channels / profile.grouped_channels)
+    compute = flops / (profile.peak(dtype) * eff)
     return profile.overhead + max(compute, nbytes / profile.bandwidth)
 
 
@@ -71,5 +79,9 @@ def layer_traffic(graph: ModelGraph, layer: Layer, flops: int | None, profile: P
         elements += info.numel
     nbytes = elements * elem
     f = flops or 0
-    return Traffic(nbytes, (f / nbytes) if nbytes else None,
-                   roofline_time(f, nbytes, profile, dtype, layer_class(graph, layer)))
+    cls = layer_class(graph, layer)
+    cpg = None
+    if cls == "grouped":
+        x = graph.shape(layer.inputs[0])
+        cpg = x[1] // int(layer.attrs.get("groups", 1)) if x is not None and len(x) > 1 else None
+    return Traffic(nbytes, (f / nbytes) if nbytes else None, roofline_time(f, nbytes, profile, dtype, cls, cpg))

@@ -37,13 +37,14 @@ class Profile:
     description: str = ""
     sources: tuple[str, ...] = ()
     overhead: float = 0.0
+    grouped_channels: int = 16
 
     def peak(self, dtype: str) -> float:
         return self.peak_flops.get(dtype) or self.peak_flops["fp32"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "peak_flops": self.peak_flops, "bandwidth": self.bandwidth,
-                "overhead": self.overhead, "efficiency": self.efficiency, "description": self.description,
+                "overhead": self.overhead, "grouped_channels": self.grouped_channels, "efficiency": self.efficiency, "description": self.description,
                 "sources": list(self.sources)}
 
 
@@ -55,7 +56,8 @@ def from_dict(data: dict[str, Any], where: str) -> Profile:
     """Validate a profile table; every problem is a one-line :class:`ArchlintError`."""
     if not isinstance(data, dict):
         raise ArchlintError(f"{where}: a profile must be a table")
-    unknown = set(data) - {"name", "description", "peak_flops", "bandwidth", "efficiency", "sources", "overhead"}
+    unknown = set(data) - {"name", "description", "peak_flops", "bandwidth", "efficiency", "sources", "overhead",
+                           "grouped_channels"}
     if unknown:
         raise ArchlintError(f"{where}: unknown profile key(s) {', '.join(sorted(unknown))}")
     peak = data.get("peak_flops")
@@ -74,12 +76,15 @@ def from_dict(data: dict[str, Any], where: str) -> Profile:
     overhead = data.get("overhead", 0.0)
     if not isinstance(overhead, (int, float)) or isinstance(overhead, bool) or overhead < 0:
         raise ArchlintError(f"{where}: overhead must be a non-negative number of seconds per layer, got {overhead!r}")
+    grouped_channels = data.get("grouped_channels", 16)
+    if not isinstance(grouped_channels, int) or isinstance(grouped_channels, bool) or grouped_channels < 1:
+        raise ArchlintError(f"{where}: grouped_channels must be a positive integer, got {grouped_channels!r}")
     sources = data.get("sources", [])
     if not isinstance(sources, list):
         raise ArchlintError(f"{where}: sources must be a list of strings")
     return Profile(str(data.get("name", where)), {k: float(v) for k, v in peak.items()}, float(bandwidth),
                    {k: float(v) for k, v in efficiency.items()}, str(data.get("description", "")),
-                   tuple(str(s) for s in sources), float(overhead))
+                   tuple(str(s) for s in sources), float(overhead), grouped_channels)
 
 
 def load(spec: str | Path | dict[str, Any] | Profile | None) -> Profile:

@@ -45,8 +45,9 @@ def _depthwise_separable(v: ConvView) -> tuple[int, int, int, list[tuple[float, 
     params = v.ci * v.k_area + v.ci * v.co + bias
     traffic = v.traffic(params, intermediates=mid)
     e = v.elem_bytes
-    parts = [(2 * dw_macs, (v.in_elements + mid + v.ci * v.k_area) * e, "depthwise"),
-             (2 * pw_macs + (v.out_elements if bias else 0), (mid + v.out_elements + v.ci * v.co + bias) * e, "dense")]
+    parts = [(2 * dw_macs, (v.in_elements + mid + v.ci * v.k_area) * e, "depthwise", 1),
+             (2 * pw_macs + (v.out_elements if bias else 0), (mid + v.out_elements + v.ci * v.co + bias) * e, "dense",
+              v.ci)]
     return params, dw_macs + pw_macs, traffic, parts
 
 
@@ -95,7 +96,7 @@ def grouped_options(v: ConvView, report: Report, counts: list[int]) -> list[dict
         nbytes = v.traffic(params)
         flops = 2 * (macs_b // g) + (v.out_elements if bias else 0)
         rows.append({"groups": g, "params": params, "macs": macs_b // g, "bytes": nbytes,
-                     "est_time_s": est_time(report, [(flops, nbytes, "grouped")])})
+                     "est_time_s": est_time(report, [(flops, nbytes, "grouped", v.ci // g)])})
     return rows
 
 
@@ -146,8 +147,8 @@ def check_large_kernel(rule: Rule, report: Report, opts: dict[str, Any]) -> Iter
         bytes_a = v.traffic(params_a, intermediates=(n - 1) * v.out_elements)
         e = v.elem_bytes
         cls = "dense" if g == 1 else "depthwise" if g == v.ci else "grouped"
-        parts = [(2 * v.out_positions * first, (v.in_elements + v.out_elements + first) * e, cls)] + \
-            [(2 * v.out_positions * rest, (2 * v.out_elements + rest) * e, cls)] * (n - 1)
+        parts = [(2 * v.out_positions * first, (v.in_elements + v.out_elements + first) * e, cls, v.ci // g)] + \
+            [(2 * v.out_positions * rest, (2 * v.out_elements + rest) * e, cls, v.co // g)] * (n - 1)
         time = (v.record.est_time, est_time(report, parts))
         severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, macs_a), time)
         if severity is None:

@@ -87,14 +87,14 @@ def conv_views(report: Report) -> Iterator[ConvView]:
                        DTYPE_BYTES[report.model.get("dtype") or "fp32"])
 
 
-def est_time(report: Report, parts: list[tuple[float, float, str]]) -> float:
-    """Roofline time of a hypothetical sequence of layers ``(flops, bytes, class)`` on the
-    report's device profile and dtype."""
+def est_time(report: Report, parts: list[tuple[float, float, str, int]]) -> float:
+    """Roofline time of a hypothetical sequence of layers ``(flops, bytes, class, input
+    channels per group)`` on the report's device profile and dtype."""
     from archlint import profiles
     from archlint.analyses.roofline import roofline_time
     profile = report.profile or profiles.load(None)
     dtype = report.model.get("dtype") or "fp32"
-    return sum(roofline_time(f, b, profile, dtype, c) for f, b, c in parts)
+    return sum(roofline_time(f, b, profile, dtype, c, g) for f, b, c, g in parts)
 
 
 def human_time(seconds: float) -> str:
