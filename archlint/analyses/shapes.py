@@ -26,6 +26,8 @@ def fill_missing_shapes(graph: ModelGraph) -> list[str]:
             shapes = entry.shape_fn(call_of(graph, layer))
         except (UnknownShape, TypeError, ValueError, IndexError, KeyError, ZeroDivisionError):
             continue
+        if any(d < 0 for shape in shapes for d in shape):
+            continue  # the op cannot run on these inputs (a kernel larger than the padded input)
         for t, shape in zip(layer.outputs, shapes):
             if graph.shape(t) is None:
                 graph.tensors[t].shape = tuple(int(d) for d in shape)
