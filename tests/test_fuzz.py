@@ -9,7 +9,6 @@ import resource
 import subprocess
 import sys
 
-import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

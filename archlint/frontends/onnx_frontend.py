@@ -524,10 +524,9 @@ def _normalise(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: Mo
         out["mode"] = s(attrs.get("mode", "constant"))
     elif op_type == "Slice":
         if opset < 10 or "starts" in attrs:
-            starts, ends, axes, steps = attrs.get("starts"), attrs.get("ends"), attrs.get("axes"), None
-        else:
+            starts, axes, steps = attrs.get("starts"), attrs.get("axes"), None
+        else:  # the field needs where the slice starts and its step; its end only sets the size
             starts = _ints(graph, inputs[1] if len(inputs) > 1 else None)
-            ends = _ints(graph, inputs[2] if len(inputs) > 2 else None)
             axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
             steps = _ints(graph, inputs[4] if len(inputs) > 4 else None)
         if starts is not None:
