@@ -72,8 +72,6 @@ def time_convs(chain: list[ConvSpec], dtype: str = "fp32", min_run_time: float =
             return float(store[key])
     from torch.utils import benchmark
     tdtype = getattr(torch, TORCH_DTYPES[dtype])
-    if device == "cpu" and dtype != "fp32":
-        tdtype = getattr(torch, TORCH_DTYPES[dtype])
     first = chain[0]
     nd = len(first.size)
     conv_cls = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[nd]

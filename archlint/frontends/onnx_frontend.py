@@ -473,7 +473,7 @@ def _ints(graph: ModelGraph, name: str | None) -> list[Any] | None:
 def _normalise(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
                opset: int) -> dict[str, Any]:
     """Translate ONNX attributes into the registry's normalised attributes."""
-    out: dict[str, Any] = {"onnx_attrs": attrs}
+    out: dict[str, Any] = {}
 
     def s(v: Any) -> Any:
         return v.decode() if isinstance(v, bytes) else v

@@ -61,9 +61,9 @@ def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = No
     module.eval()
     try:
         args, kwargs = _make_inputs(shapes, example_inputs, torch_dtype, device, fake_mode)
-        graph = _trace_fx(module, args, kwargs, fake_mode) if tracer != "export" else None
+        graph, reason = _trace_fx(module, args, kwargs, fake_mode) if tracer != "export" else (None, "skipped")
         if graph is None:
-            graph = _trace_export(module, shapes, example_inputs, torch_dtype, device)
+            graph = _trace_export(module, shapes, example_inputs, torch_dtype, device, reason)
     finally:
         module.train(was_training)
     _add_unused_parameters(graph, module)
@@ -134,7 +134,9 @@ class _Tracer(fx.Tracer):
         return module_entry(m, None) is not None
 
 
-def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any], mode: Any) -> ModelGraph | None:
+def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any],
+              mode: Any) -> tuple[ModelGraph | None, str]:
+    """The fx-traced graph, or None and the reason fx cannot be used."""
     try:
         tracer = _Tracer()
         with warnings.catch_warnings():
@@ -142,8 +144,7 @@ def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any], mode: 
             graph = tracer.trace(module, concrete_args=None)
         gm = fx.GraphModule(tracer.root, graph)
     except Exception as exc:
-        _FX_FAILURE[id(module)] = _one_line(exc)
-        return None
+        return None, _one_line(exc)
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     inputs = _bind_inputs(module, placeholders, args, kwargs)
     try:
@@ -161,13 +162,9 @@ def _trace_fx(module: nn.Module, args: list[Any], kwargs: dict[str, Any], mode: 
     if opaque:
         # functions registered with torch.fx.wrap (torchvision's shifted_window_attention, ...)
         # are opaque to fx; torch.export traces through them.
-        _FX_FAILURE[id(module)] = f"fx keeps {', '.join(opaque)} opaque (torch.fx.wrap)"
-        return None
+        return None, f"fx keeps {', '.join(opaque)} opaque (torch.fx.wrap)"
     graph_ir.meta["tracer"] = "torch.fx"
-    return graph_ir
-
-
-_FX_FAILURE: dict[int, str] = {}
+    return graph_ir, ""
 
 
 def _produces_tensor(value: Any) -> bool:
@@ -351,8 +348,6 @@ class _Translator:
             tname = self.param_name(p, f"{node.target}.{pname}")
             if tname not in weights:
                 weights.append(tname)
-        if kind == "adaptive_pool" or kind == "global_pool":
-            attrs = dict(attrs)
         layer = Layer(name=str(node.target), op=f"nn.{type(mod).__name__}" if type(mod).__module__.startswith(
             "torch.nn") else type(mod).__qualname__, kind=kind, inputs=inputs, outputs=outputs, attrs=attrs,
             weights=weights, module=str(node.target), source=source)
@@ -405,8 +400,7 @@ class _FxTranslator(_Translator):
 
 # ------------------------------------------------------------------ torch.export path
 def _trace_export(module: nn.Module, shapes: InputShapes, example_inputs: Any, dtype: torch.dtype,
-                  device: torch.device) -> ModelGraph:
-    reason = _FX_FAILURE.pop(id(module), "unknown")
+                  device: torch.device, reason: str) -> ModelGraph:
     args, kwargs = _export_inputs(module, shapes, example_inputs, dtype, device)
     try:
         with warnings.catch_warnings():

@@ -8,10 +8,8 @@ argument orders agree; the few that differ are handled by name.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Sequence
 
-import torch
 from torch import nn
 
 Attrs = dict[str, Any]
@@ -352,11 +350,3 @@ def op_name(target: Any) -> str:
     if name.endswith("_") and not name.startswith("_") and name not in ("and_", "or_"):
         name = name[:-1]
     return name
-
-
-def is_nontrivial(value: Any) -> bool:
-    return isinstance(value, torch.Tensor)
-
-
-def prod(values: Sequence[int]) -> int:
-    return math.prod(values)

@@ -67,15 +67,21 @@ def _window_shape(call: OpCall, channels: int) -> Shape:
     return (x[0], channels, *spatial)
 
 
+def _kernel_for(call: OpCall, field: rf.Field) -> list[int]:
+    """The kernel, checked against the field's spatial rank (a malformed file may disagree)."""
+    kernel = call.attr("kernel")
+    if len(kernel) != len(field.axes):
+        raise ValueError("kernel rank does not match the input's spatial rank")
+    return kernel
+
+
 def _window_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
     """Sliding window (conv, pooling): ``r' = r + (k_eff-1)S``, ``S' = sS``, ``P' = P + p_begin*S`` per axis."""
     field = fields[0] if fields else None
     if field is None or field.is_global:
         return field
-    kernel = call.attr("kernel")
+    kernel = _kernel_for(call, field)
     n = len(kernel)
-    if n != len(field.axes):
-        raise ValueError("kernel rank does not match the input's spatial rank")
     begins, _ = resolve_pads(call)
     return rf.window(field, kernel, call.attr("stride") or [1] * n, begins, call.attr("dilation") or [1] * n)
 
@@ -143,10 +149,8 @@ def conv_transpose_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field |
     field = fields[0] if fields else None
     if field is None or field.is_global:
         return field
-    kernel = call.attr("kernel")
+    kernel = _kernel_for(call, field)
     n = len(kernel)
-    if n != len(field.axes):
-        raise ValueError("kernel rank does not match the input's spatial rank")
     pads = call.attr("pads") or [0] * (2 * n)
     return rf.transposed_window(field, kernel, call.attr("stride") or [1] * n, pads[:n],
                                 call.attr("dilation") or [1] * n)
