@@ -18,7 +18,7 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".tar")
 
 
 def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None, dtype: Any = None,
-            profile: Any = None) -> Report:
+            profile: Any = None, lint: Any = True) -> Report:
     """Analyse a model and return its :class:`~archlint.report.Report`.
 
     ``target`` is a path to an ``.onnx`` file, an ``onnx.ModelProto``, a torch
@@ -28,7 +28,9 @@ def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None,
     (``"1x3x224x224"``); for torch models ``example_inputs`` (a tensor, tuple or dict of
     tensors) may be given instead. ``dtype`` (fp32, fp16, bf16, int8) and ``profile`` (a
     shipped device profile name, a TOML path or a table; default ``generic-x86-cpu``) set
-    the memory-traffic and roofline-time estimate.
+    the memory-traffic and roofline-time estimate. ``lint`` runs the default rules into
+    ``report.findings`` (``False`` skips them; an ``archlint.config.Config`` selects and
+    configures them, e.g. ``archlint.config.load("pyproject.toml")``).
     """
     shapes = from_python(input_shape)
     from archlint import profiles
@@ -38,9 +40,13 @@ def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None,
     with _gc_paused():
         graph = _frontend(target, shapes, example_inputs, dtype)
         try:
-            return build_report(graph, profile, dtype)
+            report = build_report(graph, profile, dtype)
         except nx.NetworkXUnfeasible:
             raise ArchlintError(f"{graph.meta.get('path') or 'model'}: the graph has a cycle") from None
+        if lint is not False and lint is not None:
+            from archlint.lint import lint as run_rules
+            run_rules(report, None if lint is True else lint)
+        return report
 
 
 @contextlib.contextmanager

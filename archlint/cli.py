@@ -16,7 +16,7 @@ import click
 
 from archlint.errors import ArchlintError
 
-FORMATS = ["table", "concise", "json", "sarif", "github", "markdown"]
+FORMATS = ["table", "concise", "json", "sarif", "github", "markdown", "html"]
 
 
 def _fail(message: str) -> NoReturn:
@@ -139,7 +139,7 @@ def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str |
     reports = []
     for target in targets:
         spec = shapes if shapes else parse(config.input_shape_for(target))
-        report = analyze(target, spec, dtype=dtype or config.dtype, profile=profile or config.profile)
+        report = analyze(target, spec, dtype=dtype or config.dtype, profile=profile or config.profile, lint=False)
         if not no_lint:
             lint(report, config)
         reports.append(report)
@@ -162,6 +162,9 @@ def _render(reports: list[Any], fmt: str, show_all: bool) -> str:
     if fmt == "markdown":
         from archlint.reporters import markdown
         return markdown.render(reports)
+    if fmt == "html":
+        from archlint.reporters import html
+        return html.render(reports)
     from archlint.reporters import table
     return "\n\n".join(f"{table.render(r, show_all=show_all)}\n\n{table.render_findings(r)}" for r in reports)
 
@@ -196,7 +199,7 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
     from archlint.explore import whatif
     from archlint.input_spec import parse
     try:
-        report = analyze(target, parse(input_shapes), dtype=dtype, profile=profile)
+        report = analyze(target, parse(input_shapes), dtype=dtype, profile=profile, lint=False)
         rows = whatif(report, layer, measure)
     except ArchlintError as exc:
         _fail(str(exc))

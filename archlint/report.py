@@ -92,7 +92,7 @@ class Totals:
                 "partial": self.partial, "uncounted_ops": self.uncounted_ops}
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
     """The analysis of one model: ``model`` (where it came from and its inputs),
     ``layers``, ``totals``, ``findings`` and ``warnings``. ``graph`` is the IR."""
@@ -104,6 +104,14 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     graph: ModelGraph | None = field(default=None, repr=False)
     profile: Any = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        from archlint.reporters.units import human
+        t = self.totals
+        partial = " (partial)" if t.partial else ""
+        return (f"<archlint.Report {self.model.get('path') or self.model.get('class') or 'model'}: "
+                f"{human(t.params)} params, {human(t.macs)} MACs{partial}, {len(self.layers)} layers, "
+                f"{len(self.findings)} findings>")
 
     def layer(self, name: str) -> LayerRecord:
         for rec in self.layers:
@@ -135,6 +143,22 @@ class Report:
             d["rf"] = r.rf[0].short() if r.rf else None
             rows.append(d)
         return pd.DataFrame(rows)
+
+    def plot(self, kind: str = "rf", ax: Any = None) -> Any:
+        """A matplotlib chart (``pip install 'archlint[plot]'``): ``"rf"`` receptive field per layer
+        against the input size, ``"macs"``, ``"params"``, ``"cost"`` (both), or ``"roofline"``
+        on the report's device profile. Returns the ``Axes``."""
+        from archlint.reporters.plot import plot
+        return plot(self, kind, ax)
+
+    def to_html(self) -> str:
+        """A self-contained HTML page (what ``--format html`` writes)."""
+        from archlint.reporters.html import render
+        return render([self])
+
+    def _repr_html_(self) -> str:
+        from archlint.reporters.html import render_notebook
+        return render_notebook(self)
 
     def to_dict(self) -> dict[str, Any]:
         from archlint import __version__

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # Report.plot in tests: no display
 
 ROOT = Path(__file__).resolve().parent.parent
 ONNX_DIR = ROOT / "fixtures" / "onnx"

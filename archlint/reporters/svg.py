@@ -1,0 +1,131 @@
+"""Small inline-SVG charts for the HTML report: no JavaScript library, no network request.
+
+Each mark carries a ``<title>`` (the browser's tooltip) naming its layer and value, and a
+``data-layer`` attribute so the page can link a mark to its table row.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Sequence
+
+from archlint.reporters.charts import CostSeries, RFSeries, RooflineSeries
+from archlint.reporters.units import human
+
+W, H = 880, 250
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 30
+
+
+def _nice_ticks(high: float, count: int = 5) -> list[float]:
+    """Round tick values from 0 to at least ``high``: steps of 1, 2 or 5 times a power of ten."""
+    if high <= 0:
+        return [0.0, 1.0]
+    raw = high / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    return [i * step for i in range(int(math.ceil(high / step)) + 1)]
+
+
+def _frame(title: str, body: list[str], label: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-label="{escape(label)}" '
+            f'viewBox="0 0 {W} {H}" width="100%" preserveAspectRatio="xMidYMid meet" '
+            f'font-family="system-ui,sans-serif" font-size="11">'
+            f'<text x="{LEFT}" y="16" font-size="13" font-weight="600">{escape(title)}</text>'
+            + "".join(body) + "</svg>")
+
+
+def _y_axis(ticks: Sequence[float], scale: float, fmt=human) -> list[str]:
+    out = []
+    for t in ticks:
+        y = H - BOTTOM - t * scale
+        out.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
+                   f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{escape(fmt(t))}</text>')
+    return out
+
+
+def bars(names: Sequence[str], values: Sequence[float], title: str, unit: str, color: str = "#4f7cc9") -> str:
+    """One bar per layer, in graph order."""
+    n = max(len(values), 1)
+    ticks = _nice_ticks(max(values, default=0))
+    scale = (H - TOP - BOTTOM) / ticks[-1]
+    step = (W - LEFT - RIGHT) / n
+    body = _y_axis(ticks, scale)
+    for i, (name, v) in enumerate(zip(names, values)):
+        h = v * scale
+        body.append(f'<rect class="mark" data-layer="{escape(name)}" x="{LEFT + i * step:.1f}" '
+                    f'y="{H - BOTTOM - h:.1f}" width="{max(step * 0.8, 0.5):.1f}" height="{h:.1f}" fill="{color}">'
+                    f'<title>{escape(name)}: {human(v)} {unit}</title></rect>')
+    body.append(f'<text x="{LEFT}" y="{H - 10}" fill="#555">layers in graph order ({len(values)})</text>')
+    return _frame(title, body, f"{title}: {len(values)} layers")
+
+
+def cost_chart(series: CostSeries) -> str:
+    return bars(series.names, series.macs, "MACs per layer", "MACs")
+
+
+def params_chart(series: CostSeries) -> str:
+    return bars(series.names, series.params, "Parameters per layer", "params", color="#8a63c4")
+
+
+def rf_chart(series: RFSeries) -> str:
+    """Receptive-field side per layer (points joined in graph order) against the input's side (dashed)."""
+    top = max(series.sizes + [series.input_size or 0], default=1)
+    ticks = _nice_ticks(top)
+    scale = (H - TOP - BOTTOM) / ticks[-1]
+    n = max(len(series.sizes), 1)
+    step = (W - LEFT - RIGHT) / n
+    body = _y_axis(ticks, scale, fmt=lambda t: f"{t:g}")
+    points = [(LEFT + (i + 0.5) * step, H - BOTTOM - s * scale) for i, s in enumerate(series.sizes)]
+    if points:
+        body.append('<polyline fill="none" stroke="#2f855a" stroke-width="1.5" points="'
+                    + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + '"/>')
+    for (x, y), name, size, glob in zip(points, series.names, series.sizes, series.is_global):
+        what = "global (whole input)" if glob else f"{size} px"
+        body.append(f'<circle class="mark" data-layer="{escape(name)}" cx="{x:.1f}" cy="{y:.1f}" r="2.5" '
+                    f'fill="{"#c05621" if glob else "#2f855a"}"><title>{escape(name)}: RF {what}</title></circle>')
+    if series.input_size:
+        y = H - BOTTOM - series.input_size * scale
+        body.append(f'<line class="input-size" x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
+                    f'stroke="#c53030" stroke-dasharray="6 4"/>'
+                    f'<text x="{W - RIGHT}" y="{y - 4:.1f}" text-anchor="end" fill="#c53030">'
+                    f'input {series.input_size} px</text>')
+    body.append(f'<text x="{LEFT}" y="{H - 10}" fill="#555">layers in graph order ({len(points)}); '
+                f'largest side of the receptive field</text>')
+    return _frame("Receptive field per layer", body, f"receptive field of {len(points)} layers")
+
+
+def roofline_chart(series: RooflineSeries) -> str:
+    """Log-log: intensity (FLOPs/byte) against estimated throughput (FLOP/s), under the roof."""
+    if not series.intensity:
+        return _frame("Roofline", [f'<text x="{LEFT}" y="60">no layer with FLOPs and bytes</text>'], "roofline")
+    lo_x = 10 ** math.floor(math.log10(min(min(series.intensity), series.ridge) / 2))
+    hi_x = 10 ** math.ceil(math.log10(max(max(series.intensity), series.ridge) * 2))
+    lo_y = 10 ** math.floor(math.log10(min(min(series.throughput), series.roof(lo_x))))
+    hi_y = 10 ** math.ceil(math.log10(series.peak * 1.01))
+
+    def px(v: float) -> float:
+        return LEFT + (math.log10(v) - math.log10(lo_x)) / (math.log10(hi_x) - math.log10(lo_x)) * (W - LEFT - RIGHT)
+
+    def py(v: float) -> float:
+        return H - BOTTOM - (math.log10(v) - math.log10(lo_y)) / (math.log10(hi_y) - math.log10(lo_y)) * (H - TOP - BOTTOM)
+
+    body = []
+    for e in range(int(math.log10(lo_y)), int(math.log10(hi_y)) + 1):
+        y = py(10 ** e)
+        body.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
+                    f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{human(10 ** e)}</text>')
+    for e in range(int(math.log10(lo_x)), int(math.log10(hi_x)) + 1):
+        x = px(10 ** e)
+        body.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 14}" text-anchor="middle" fill="#555">{10.0 ** e:g}</text>')
+    roof = [(lo_x, series.roof(lo_x)), (series.ridge, series.peak), (hi_x, series.peak)]
+    body.append('<polyline class="roof" fill="none" stroke="#c53030" stroke-width="1.5" points="'
+                + " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in roof) + '"/>')
+    for name, i, t in zip(series.names, series.intensity, series.throughput):
+        body.append(f'<circle class="mark" data-layer="{escape(name)}" cx="{px(i):.1f}" cy="{py(t):.1f}" r="3" '
+                    f'fill="#4f7cc9" fill-opacity="0.7"><title>{escape(name)}: {i:.1f} FLOPs/byte, '
+                    f'{human(t)}FLOP/s est.</title></circle>')
+    body.append(f'<text x="{W - RIGHT}" y="{H - 2}" text-anchor="end" fill="#555">arithmetic intensity '
+                f'(FLOPs/byte, log); y: estimated FLOP/s (log)</text>')
+    title = f"Roofline on {series.profile} ({series.dtype})"
+    return _frame(title, body, f"roofline of {len(series.names)} layers")
