@@ -17,7 +17,7 @@ import networkx as nx
 Shape = tuple[int, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class TensorInfo:
     """A tensor's static description: its shape (``None`` when unknown) and dtype name."""
 
@@ -30,7 +30,7 @@ class TensorInfo:
         return None if self.shape is None else math.prod(self.shape)
 
 
-@dataclass
+@dataclass(slots=True)
 class Layer:
     """One op of the model.
 
@@ -68,6 +68,7 @@ class ModelGraph:
         self.outputs: list[str] = []
         self.producer: dict[str, str] = {}
         self.meta: dict[str, Any] = {}
+        self._by_name: dict[str, Layer] = {}
 
     def add_tensor(self, name: str, shape: Shape | None = None, dtype: str | None = None) -> TensorInfo:
         info = self.tensors.get(name)
@@ -91,6 +92,7 @@ class ModelGraph:
     def add_layer(self, layer: Layer) -> Layer:
         layer.name = self.unique_name(layer.name)
         self.g.add_node(layer.name, layer=layer)
+        self._by_name[layer.name] = layer
         for t in layer.outputs:
             self.producer[t] = layer.name
         return layer
@@ -107,7 +109,8 @@ class ModelGraph:
                         self.g.add_edge(src, name, tensors=[t])
 
     def layer(self, name: str) -> Layer:
-        return self.g.nodes[name]["layer"]
+        layer = self._by_name.get(name)
+        return layer if layer is not None else self.g.nodes[name]["layer"]
 
     def layers(self) -> list[Layer]:
         """Layers in a topological order; ties keep the order the frontend added them.
@@ -116,11 +119,27 @@ class ModelGraph:
         """
         order = self.meta.get("_topo")
         if order is None or len(order) != len(self.g):
-            index = {n: i for i, n in enumerate(self.g.nodes)}
-            order = list(nx.lexicographical_topological_sort(self.g, key=index.__getitem__))
+            order = self._insertion_order_if_topological()
+            if order is None:
+                index = {n: i for i, n in enumerate(self.g.nodes)}
+                order = list(nx.lexicographical_topological_sort(self.g, key=index.__getitem__))
             self.meta["_topo"] = order
-        nodes = self.g.nodes
-        return [nodes[n]["layer"] for n in order]
+            self.meta["_topo_layers"] = None
+        cached = self.meta.get("_topo_layers")
+        if cached is None:
+            nodes = self.g.nodes
+            cached = self.meta["_topo_layers"] = [nodes[n]["layer"] for n in order]
+        return list(cached)
+
+    def _insertion_order_if_topological(self) -> list[str] | None:
+        """The frontend's order when every edge points forward in it (ONNX requires its nodes
+        sorted, and fx graphs are): the same result as the lexicographic sort, in O(E)."""
+        order = list(self.g.nodes)
+        index = {n: i for i, n in enumerate(order)}
+        for src, dst in self.g.edges():
+            if index[src] >= index[dst]:
+                return None
+        return order
 
     def shape(self, tensor: str) -> Shape | None:
         info = self.tensors.get(tensor)

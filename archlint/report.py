@@ -17,7 +17,7 @@ from archlint.ir import ModelGraph, Shape
 PLUMBING_KINDS = frozenset({"constant", "identity"})
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerRecord:
     """One layer's results. ``macs``/``flops`` are ``None`` when the layer could not be costed."""
 
@@ -192,8 +192,10 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
     device = profiles.load(profile)
     dtype = normalise_dtype(dtype)
     filled = set(fill_missing_shapes(graph))
-    costs = cost_analysis.compute(graph)
-    fields = rf_analysis.compute(graph)
+    from archlint.analyses.shapes import call_of
+    calls = {layer.name: call_of(graph, layer) for layer in graph.layers()}
+    costs = cost_analysis.compute(graph, calls)
+    fields = rf_analysis.compute(graph, calls)
     layers: list[LayerRecord] = []
     uncounted: list[dict[str, str]] = []
     activation = sum(cost_analysis.tensor_bytes(graph, t) for t in graph.inputs)

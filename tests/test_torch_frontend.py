@@ -185,3 +185,38 @@ def test_api_errors_are_archlint_errors():
         archlint.analyze(build("plain_cnn"))
     with pytest.raises(ArchlintError):
         archlint.analyze(build("plain_cnn"), input_shape=(1, 3))
+
+
+@pytest.mark.parametrize("bad", [torch.nn.BatchNorm2d(16), torch.nn.GroupNorm(4, 16), torch.nn.LayerNorm(31),
+                                 torch.nn.PReLU(16)])
+def test_shape_preserving_modules_still_check_their_input(bad) -> None:
+    """Norms and activations are not executed on fake tensors when their input fits them
+    (their output has the input's shape); an input that does not fit still fails the way
+    the real model would, naming the layer."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), bad)
+    with pytest.raises(ArchlintError, match=r"layer '1' \(1\) failed on input shape\(s\) \[1, 8, 32, 32\]"):
+        archlint.analyze(model, input_shape=(1, 3, 32, 32))
+    good = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.GELU())
+    report = archlint.analyze(good, input_shape=(1, 3, 32, 32))
+    assert [r.output_shape for r in report.layers] == [(1, 8, 32, 32)] * 3
+
+
+@pytest.mark.parametrize("conv,shape", [
+    (torch.nn.Conv2d(4, 8, 3, stride=2, padding=1), (2, 4, 15, 17)),
+    (torch.nn.Conv2d(4, 8, (5, 3), stride=(2, 3), padding=(2, 0), dilation=(1, 2), groups=2), (1, 4, 20, 21)),
+    (torch.nn.Conv1d(3, 6, 7, stride=3, padding=3, padding_mode="reflect"), (1, 3, 50)),
+    (torch.nn.Conv3d(2, 4, 3, stride=(1, 2, 2), padding=1), (1, 2, 5, 9, 9)),
+    (torch.nn.Conv2d(4, 8, 3, padding="same"), (1, 4, 10, 10)),
+])
+def test_conv_output_shapes_equal_pytorch(conv, shape) -> None:
+    """The traced output shape of a conv (taken from the window geometry, without a fake
+    convolution) equals what PyTorch computes on a real tensor."""
+    expected = tuple(conv(torch.zeros(shape)).shape)
+    report = archlint.analyze(torch.nn.Sequential(conv), input_shape=shape)
+    assert report.layers[0].output_shape == expected
+
+
+def test_conv_on_too_small_input_fails_like_pytorch() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 7))
+    with pytest.raises(ArchlintError, match=r"layer '0' .* failed on input shape\(s\) \[1, 3, 4, 4\]"):
+        archlint.analyze(model, input_shape=(1, 3, 4, 4))

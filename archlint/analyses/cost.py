@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 from archlint.analyses.shapes import call_of
 from archlint.ir import Layer, ModelGraph
-from archlint.ops import REGISTRY, UNKNOWN, UnknownShape
+from archlint.ops import REGISTRY, UNKNOWN, OpCall, UnknownShape
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "int16": 2,
                "int8": 1, "uint8": 1, "bool": 1, "float8_e4m3fn": 1, "float8_e5m2": 1, "complex64": 8,
                "complex128": 16, "uint16": 2, "uint32": 4, "uint64": 8}
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerCost:
     params: int = 0
     shared_params: int = 0
@@ -36,14 +36,14 @@ class CostResult:
     flops: int = 0
 
 
-def layer_cost(graph: ModelGraph, layer: Layer) -> LayerCost:
+def layer_cost(graph: ModelGraph, layer: Layer, call: OpCall | None = None) -> LayerCost:
     """MACs and FLOPs of one layer (params are assigned by :func:`compute`)."""
     if layer.kind == UNKNOWN or layer.kind not in REGISTRY:
         if layer.attrs.get("malformed"):
             return LayerCost(macs=None, flops=None, uncounted=f"malformed attributes on op '{layer.op}'")
         return LayerCost(macs=None, flops=None, uncounted=f"no cost formula for op '{layer.op}'")
     entry = REGISTRY[layer.kind]
-    call = call_of(graph, layer)
+    call = call or call_of(graph, layer)
     try:
         macs = entry.macs_fn(call)
         flops = entry.flops_fn(call, macs)
@@ -54,11 +54,13 @@ def layer_cost(graph: ModelGraph, layer: Layer) -> LayerCost:
     return LayerCost(macs=int(macs), flops=int(flops))
 
 
-def compute(graph: ModelGraph) -> CostResult:
+def compute(graph: ModelGraph, calls: dict[str, OpCall] | None = None) -> CostResult:
+    """Every layer's cost; ``calls`` holds layers' :class:`OpCall`s already built."""
     result = CostResult()
     seen: set[str] = set()
+    calls = calls or {}
     for layer in graph.layers():
-        cost = layer_cost(graph, layer)
+        cost = layer_cost(graph, layer, calls.get(layer.name))
         for w in dict.fromkeys(layer.weights):
             n = graph.tensors[w].numel or 0
             if w in seen:

@@ -13,12 +13,12 @@ from typing import Any, Sequence
 
 from archlint.analyses.shapes import call_of
 from archlint.ir import ModelGraph
-from archlint.ops import REGISTRY, UnknownShape
+from archlint.ops import REGISTRY, OpCall, UnknownShape
 from archlint.ops import rf as rfops
 from archlint.ops.rf import AxisRF, Field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RFRecord:
     """A layer's receptive field with respect to one input, for reports.
 
@@ -75,8 +75,10 @@ def spatial_inputs(graph: ModelGraph) -> list[str]:
     return [t for t in graph.inputs if (s := graph.shape(t)) is not None and 3 <= len(s) <= 5]
 
 
-def propagate(graph: ModelGraph, input_name: str, start: Field | None = None) -> dict[str, Field | None]:
+def propagate(graph: ModelGraph, input_name: str, start: Field | None = None,
+              calls: dict[str, OpCall] | None = None) -> dict[str, Field | None]:
     """Field of every tensor with respect to ``input_name``."""
+    calls = calls or {}
     shape = graph.shape(input_name)
     fields: dict[str, Field | None] = {input_name: start or Field.identity(len(shape or ()))}
     for layer in graph.layers():
@@ -90,7 +92,8 @@ def propagate(graph: ModelGraph, input_name: str, start: Field | None = None) ->
             out = rfops.make_global(present, f"unknown op {layer.op}: field not tracked") if present else None
         else:
             try:
-                out = entry.rf_fn(call_of(graph, layer), ins)
+                call = calls.get(layer.name)
+                out = entry.rf_fn(call if call is not None else call_of(graph, layer), ins)
             except (UnknownShape, TypeError, ValueError, IndexError, KeyError, ZeroDivisionError):
                 present = rfops.merge(ins)
                 out = rfops.make_global(present, f"field not computable at {layer.op}") if present else None
@@ -99,12 +102,12 @@ def propagate(graph: ModelGraph, input_name: str, start: Field | None = None) ->
     return fields
 
 
-def compute(graph: ModelGraph) -> dict[str, list[RFRecord]]:
+def compute(graph: ModelGraph, calls: dict[str, OpCall] | None = None) -> dict[str, list[RFRecord]]:
     """Per layer: its first output's field with respect to each spatial input."""
     records: dict[str, list[RFRecord]] = {}
     for name in spatial_inputs(graph):
         size = (graph.shape(name) or ())[2:]
-        fields = propagate(graph, name)
+        fields = propagate(graph, name, calls=calls)
         for layer in graph.layers():
             if not layer.outputs:
                 continue

@@ -26,7 +26,7 @@ from archlint.profiles import DTYPE_BYTES, Profile
 VIEW_KINDS = frozenset({"reshape", "identity", "constant", "split"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Traffic:
     bytes: int
     intensity: float | None

@@ -252,12 +252,16 @@ def _fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> o
     PyTorch and onnxruntime drop it (REFERENCE.md section 1). Where the registry's pool
     shape rule disagrees, pin the pool's output shape and infer again."""
     from archlint.ops.conv import window_output_size
+    pools = [node for node in inferred.graph.node
+             if node.op_type in ("MaxPool", "AveragePool", "LpPool") and node.output]
+    if not pools:
+        return None
+    wanted = {t for node in pools for t in (node.input[0], node.output[0])}
     shapes = {vi.name: _value_shape(vi)[0] for vi in
-              list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)}
+              list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)
+              if vi.name in wanted}
     fixes = {}
-    for node in inferred.graph.node:
-        if node.op_type not in ("MaxPool", "AveragePool", "LpPool") or not node.output:
-            continue
+    for node in pools:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if not attrs.get("ceil_mode") or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             continue
@@ -296,9 +300,15 @@ def _fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> o
 
 
 def _missing_shapes(model: onnx.ModelProto) -> bool:
-    known = {vi.name for vi in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)
-             if vi.type.tensor_type.HasField("shape")
-             and all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim)}
+    known = set()
+    for vi in (*model.graph.value_info, *model.graph.output, *model.graph.input):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            for d in tt.shape.dim:
+                if not d.HasField("dim_value"):
+                    break
+            else:
+                known.add(vi.name)
     return any(o and o not in known for n in model.graph.node for o in n.output)
 
 

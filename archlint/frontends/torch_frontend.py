@@ -193,8 +193,85 @@ class _LayerFailure(Exception):
     pass
 
 
+_ELEMENTWISE_MODULES: tuple[type, ...] = (
+    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.LeakyReLU, nn.ELU,
+    nn.Mish, nn.PReLU, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity, nn.Hardtanh, nn.SELU,
+    nn.CELU, nn.Softplus)
+_CHANNEL_NORMS: tuple[type, ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+                                    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+def _same_shape_result(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """For modules whose output has their input's shape and dtype, the input itself stands for
+    the output, without running the module: fake BatchNorm runs its full decomposition (half
+    the tracing time of a ResNet) and every fake op costs a dispatch; only shapes and dtypes
+    are read downstream. Returns None (run the module) when the input does not fit the
+    module, so a wrong ``num_features`` still fails as it would in real use."""
+    if kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor) or args[0].dim() < 1 or _has_hooks(module):
+        return None
+    x = args[0]
+    if isinstance(module, _ELEMENTWISE_MODULES):
+        if isinstance(module, nn.PReLU) and module.num_parameters not in (1, x.shape[1] if x.dim() > 1 else 1):
+            return None
+        return x
+    if isinstance(module, _CHANNEL_NORMS):
+        if x.dim() < 2 or x.shape[1] != module.num_features or not x.is_floating_point():
+            return None
+        return x
+    if isinstance(module, nn.GroupNorm):
+        if x.dim() < 2 or x.shape[1] != module.num_channels or not x.is_floating_point():
+            return None
+        return x
+    if type(module) in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+        return _conv_result(module, x)
+    if type(module) is nn.Linear:
+        if x.dim() < 1 or x.shape[-1] != module.in_features or x.dtype != module.weight.dtype:
+            return None
+        return torch.empty((*x.shape[:-1], module.out_features), dtype=x.dtype, device=x.device)
+    if isinstance(module, nn.LayerNorm):
+        n = len(module.normalized_shape)
+        if tuple(x.shape[-n:]) != tuple(module.normalized_shape) or not x.is_floating_point():
+            return None
+        return x
+    return None
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    """Hooks may change a module's output: such a module is run, not short-cut."""
+    from torch.nn.modules import module as module_mod
+    return bool(module._forward_hooks or module._forward_pre_hooks or module_mod._global_forward_hooks
+                or module_mod._global_forward_pre_hooks)
+
+
+def _conv_result(module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """A batched conv's output from the registry's window geometry (one fake allocation
+    instead of a fake convolution and a fake copy of the weight); None when anything is
+    unusual (unbatched input, string padding, dtype or channel mismatch, empty output)."""
+    from archlint.ops.conv import window_output_size
+    nd = len(module.kernel_size)
+    if (x.dim() != nd + 2 or isinstance(module.padding, str) or x.shape[1] != module.in_channels
+            or x.dtype != module.weight.dtype or x.device != module.weight.device and module.weight.device.type != "meta"):
+        return None
+    spatial = []
+    for i in range(nd):
+        p = module.padding[i]
+        size = window_output_size(int(x.shape[2 + i]), module.kernel_size[i], module.stride[i], module.dilation[i], p, p)
+        if size <= 0:
+            return None
+        spatial.append(size)
+    return torch.empty((x.shape[0], module.out_channels, *spatial), dtype=x.dtype, device=x.device)
+
+
 class _Recorder(fx.Interpreter):
     """Runs the graph on fake tensors and keeps each node's fake result in ``node.meta``."""
+
+    def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        module = self.fetch_attr(target)
+        if type(module).__module__.startswith("torch.nn."):  # not a user subclass with its own forward
+            quick = _same_shape_result(module, args, kwargs)
+            if quick is not None:
+                return quick
+        return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
         try:

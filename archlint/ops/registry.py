@@ -23,7 +23,7 @@ from typing import Any, Callable
 from archlint.ir import Shape
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OpCall:
     """What a formula sees of one layer: normalised attributes and tensor shapes."""
 

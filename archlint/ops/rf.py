@@ -21,7 +21,7 @@ from fractions import Fraction
 from typing import Iterable, Sequence
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AxisRF:
     """Field along one spatial axis: size ``r``, effective stride ``S``, effective padding ``P``."""
 
@@ -35,7 +35,7 @@ class AxisRF:
         return -self.padding + Fraction(self.size - 1, 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Field:
     """A tensor's receptive field with respect to one model input.
 

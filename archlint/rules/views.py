@@ -65,6 +65,17 @@ class ConvView:
 
 
 def conv_views(report: Report) -> Iterator[ConvView]:
+    """The report's conv layers as :class:`ConvView`s; built once per report (several
+    rules walk them)."""
+    key = (id(report.layers), len(report.layers), report.model.get("dtype"))
+    cached = report.__dict__.get("_conv_views")
+    if cached is None or cached[0] != key:
+        cached = (key, list(_build_conv_views(report)))
+        report.__dict__["_conv_views"] = cached
+    return iter(cached[1])
+
+
+def _build_conv_views(report: Report) -> Iterator[ConvView]:
     graph = report.graph
     if graph is None:
         return
