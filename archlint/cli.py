@@ -95,6 +95,23 @@ def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output:
     for report in reports:
         for warning in report.warnings:
             click.echo(f"archlint: warning: {report.model.get('path') or 'model'}: {warning}", err=True)
+    if fmt == "json":  # streamed: a report of a million layers is never one string
+        from archlint.reporters import json_report
+        if statistics:
+            from archlint.reporters.table import render_statistics
+            click.echo(render_statistics(reports), err=True)
+        try:
+            if output:
+                with open(output, "w", encoding="utf-8") as fh:
+                    json_report.write(reports, fh)
+                    fh.write("\n")
+            else:
+                json_report.write(reports, sys.stdout)
+                sys.stdout.write("\n")
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror}")
+        _exit_for_findings(reports, config)
+        return
     text = _render(reports, fmt, show_all)
     if statistics:
         from archlint.reporters.table import render_statistics
@@ -109,6 +126,10 @@ def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output:
             _fail(f"cannot write {output}: {exc.strerror}")
     elif text:
         click.echo(text)
+    _exit_for_findings(reports, config)
+
+
+def _exit_for_findings(reports: list[Any], config: Any) -> None:
     from archlint.rules import severity_rank
     threshold = severity_rank(config.fail_on)
     if any(severity_rank(f.severity) >= threshold for r in reports for f in r.findings):

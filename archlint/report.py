@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import io
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import IO, Any, Sequence
 
 from archlint.analyses import cost as cost_analysis
 from archlint.analyses import receptive_field as rf_analysis
@@ -46,13 +47,13 @@ class LayerRecord:
         """Shape arithmetic or a pass-through copy: not shown in the table by default."""
         return self.kind in PLUMBING_KINDS or not self.is_data
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, _rf: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name, "op": self.op, "kind": self.kind, "module": self.module,
             "inputs": self.inputs,
             "output_shape": list(self.output_shape) if self.output_shape is not None else None,
             "params": self.params, "macs": self.macs, "flops": self.flops,
-            "rf": self.rf[0].to_dict() if self.rf else None,
+            "rf": self.rf[0].to_dict() if self.rf and _rf else None,
             "bytes": self.bytes, "intensity": round(self.intensity, 3) if self.intensity is not None else None,
             "est_time_s": self.est_time,
         }
@@ -170,18 +171,31 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         """Pretty JSON with one line per layer and finding (readable, grep-able, and fast:
         the C encoder does each line). ``indent=None`` gives a single line."""
-        data = self.to_dict()
         if indent is None:
-            return json.dumps(data)
+            return json.dumps(self.to_dict())
+        out = io.StringIO()
+        self.write_json(out, indent)
+        return out.getvalue()
+
+    def write_json(self, fh: IO[str], indent: int = 2) -> None:
+        """Write :meth:`to_json`'s text to ``fh`` a layer at a time: a million-layer report
+        never exists as one string."""
+        from archlint import __version__
         pad = " " * indent
-        parts = []
-        for key, value in data.items():
-            if key in ("layers", "findings") and value:
-                rows = f",\n{pad}{pad}".join(json.dumps(v) for v in value)
-                parts.append(f"{pad}{json.dumps(key)}: [\n{pad}{pad}{rows}\n{pad}]")
-            else:
-                parts.append(f"{pad}{json.dumps(key)}: {json.dumps(value)}")
-        return "{\n" + ",\n".join(parts) + "\n}"
+        head = {"archlint_version": __version__, "model": self.model, "totals": self.totals.to_dict()}
+        fh.write("{\n" + ",\n".join(f"{pad}{json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()))
+        for key, items in (("layers", self.layers), ("findings", self.findings)):
+            if not items:
+                fh.write(f",\n{pad}{json.dumps(key)}: []")
+                continue
+            fh.write(f",\n{pad}{json.dumps(key)}: [\n")
+            sep = ""
+            for item in items:
+                text = json.dumps(item.to_dict() if hasattr(item, "to_dict") else item)
+                fh.write(f"{sep}{pad}{pad}{text}")
+                sep = ",\n"
+            fh.write(f"\n{pad}]")
+        fh.write(f",\n{pad}\"warnings\": {json.dumps(list(self.warnings))}\n}}")
 
 
 def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = None) -> Report:
@@ -200,23 +214,36 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
     uncounted: list[dict[str, str]] = []
     activation = sum(cost_analysis.tensor_bytes(graph, t) for t in graph.inputs)
     weights = graph.params | set(graph.constants)
+    tensors = graph.tensors
+    input_entry: dict[str, dict[str, Any]] = {}  # one {"name", "shape"} per tensor, shared by its readers
+    moved: dict[str, int] = {}
     for layer in graph.layers():
         c = costs.layers[layer.name]
-        out_shapes = [graph.shape(t) for t in layer.outputs]
-        is_data = any(cost_analysis.is_data_tensor(graph, t) for t in layer.outputs) if layer.outputs else False
-        out_bytes = sum(cost_analysis.tensor_bytes(graph, t) for t in layer.outputs
-                        if cost_analysis.is_data_tensor(graph, t))
+        out_shapes = [tensors[t].shape for t in layer.outputs]
+        is_data = False
+        out_bytes = 0
+        for t in layer.outputs:
+            if cost_analysis.is_data_tensor(graph, t):
+                is_data = True
+                out_bytes += cost_analysis.tensor_bytes(graph, t)
         if layer.kind != "constant":
             activation += out_bytes
+        ins = []
+        for t in layer.inputs:
+            if t and t not in weights:
+                entry = input_entry.get(t)
+                if entry is None:
+                    info = tensors.get(t)
+                    shape = info.shape if info is not None else None
+                    entry = input_entry[t] = {"name": t, "shape": list(shape) if shape is not None else None}
+                ins.append(entry)
         rec = LayerRecord(
-            name=layer.name, op=layer.op, kind=layer.kind,
-            inputs=[{"name": t, "shape": list(s) if (s := graph.shape(t)) is not None else None}
-                    for t in layer.inputs if t and t not in weights],
+            name=layer.name, op=layer.op, kind=layer.kind, inputs=ins,
             output_shape=out_shapes[0] if out_shapes else None, output_shapes=out_shapes,
             params=c.params, shared_params=c.shared_params, macs=c.macs, flops=c.flops,
-            module=layer.module, source=layer.source, rf=fields.get(layer.name, []),
+            module=layer.module, source=layer.source, rf=fields.get(layer.name) or [],
             uncounted=c.uncounted, is_data=is_data, output_bytes=out_bytes)
-        traffic = roofline.layer_traffic(graph, layer, c.flops, device, dtype)
+        traffic = roofline.layer_traffic(graph, layer, c.flops, device, dtype, moved)
         rec.bytes, rec.intensity, rec.est_time = traffic.bytes, traffic.intensity, traffic.time
         layers.append(rec)
         if c.uncounted:

@@ -108,12 +108,16 @@ def compute(graph: ModelGraph, calls: dict[str, OpCall] | None = None) -> dict[s
     for name in spatial_inputs(graph):
         size = (graph.shape(name) or ())[2:]
         fields = propagate(graph, name, calls=calls)
+        made: dict[int, RFRecord] = {}  # layers sharing one Field object share its record
         for layer in graph.layers():
             if not layer.outputs:
                 continue
             field = fields.get(layer.outputs[0])
             if field is not None:
-                records.setdefault(layer.name, []).append(RFRecord.from_field(name, field, size))
+                record = made.get(id(field))
+                if record is None:
+                    record = made[id(field)] = RFRecord.from_field(name, field, size)
+                records.setdefault(layer.name, []).append(record)
     return records
 
 

@@ -18,6 +18,7 @@ the device (from the profile, or measured by ``archlint calibrate``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from archlint.ir import Layer, ModelGraph
@@ -59,24 +60,37 @@ def roofline_time(flops: float, nbytes: float, profile: Profile, dtype: str, cls
     return profile.overhead + max(compute, nbytes / profile.bandwidth)
 
 
-def layer_traffic(graph: ModelGraph, layer: Layer, flops: int | None, profile: Profile, dtype: str) -> Traffic:
+def moved_elements(graph: ModelGraph, tensor: str) -> int:
+    """Elements of a tensor that count as memory traffic: 0 for shape arithmetic (non-parameter
+    constants such as axes and scales) and integer index or shape tensors."""
+    info = graph.tensors.get(tensor)
+    if info is None or info.shape is None:
+        return 0
+    if tensor not in graph.params:
+        if tensor in graph.constants:
+            return 0  # shape arithmetic, axes, scales
+        if info.dtype is not None and not info.dtype.startswith(("float", "bfloat")):
+            return 0  # integer index and shape tensors
+    return math.prod(info.shape)
+
+
+def layer_traffic(graph: ModelGraph, layer: Layer, flops: int | None, profile: Profile, dtype: str,
+                  cache: dict[str, int] | None = None) -> Traffic:
+    """``cache`` keeps :func:`moved_elements` per tensor across layers (each tensor is read
+    by several layers)."""
     elem = DTYPE_BYTES[dtype]
     if layer.kind in VIEW_KINDS:
         return Traffic(0, None, 0.0)
+    cache = {} if cache is None else cache
     elements = 0
-    seen: set[str] = set()
-    for t in list(layer.inputs) + list(layer.outputs):
-        if not t or t in seen:
+    tensors = layer.inputs + layer.outputs
+    for t in (dict.fromkeys(tensors) if len(tensors) > 2 else tensors):
+        if not t:
             continue
-        seen.add(t)
-        info = graph.tensors.get(t)
-        if info is None or info.numel is None:
-            continue
-        if t in graph.constants and t not in graph.params:
-            continue  # shape arithmetic, axes, scales
-        if info.dtype is not None and not info.dtype.startswith(("float", "bfloat")) and t not in graph.params:
-            continue  # integer index and shape tensors
-        elements += info.numel
+        n = cache.get(t)
+        if n is None:
+            n = cache[t] = moved_elements(graph, t)
+        elements += n
     nbytes = elements * elem
     f = flops or 0
     cls = layer_class(graph, layer)

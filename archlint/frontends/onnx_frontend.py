@@ -90,6 +90,10 @@ def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) 
     _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
     inferred, note = _infer_shapes(model)
     graph = _translate(inferred, note)
+    if note is None and _graph_missing_shapes(graph):
+        folded = _fold_and_infer(inferred)
+        if folded is not None:
+            graph = _translate(folded, note)
     graph.meta.update(format="onnx",
                       opset=max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=None))
     return graph
@@ -117,15 +121,21 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
 
 
 def _check_text(model: onnx.ModelProto, path: str) -> None:
-    """Names must be text: protobuf hands back bytes for invalid UTF-8 (a corrupt file)."""
+    """Names must be text: protobuf hands back bytes for invalid UTF-8 (a corrupt file).
+    ``str.join`` refuses bytes, which makes this one C-level pass per node."""
     g = model.graph
-    for node in g.node:
-        for value in (node.name, node.op_type, node.domain, *node.input, *node.output):
-            if not isinstance(value, str):
-                raise ArchlintError(f"{path}: corrupt ONNX model (a node name or tensor name is not valid UTF-8)")
-    for item in (*g.initializer, *g.input, *g.output, *g.value_info):
-        if not isinstance(item.name, str):
-            raise ArchlintError(f"{path}: corrupt ONNX model (a tensor name is not valid UTF-8)")
+    join = "".join
+    try:
+        for node in g.node:
+            join((node.name, node.op_type, node.domain))
+            join(node.input)
+            join(node.output)
+    except TypeError:
+        raise ArchlintError(f"{path}: corrupt ONNX model (a node name or tensor name is not valid UTF-8)") from None
+    try:
+        join([item.name for item in (*g.initializer, *g.input, *g.output, *g.value_info)])
+    except TypeError:
+        raise ArchlintError(f"{path}: corrupt ONNX model (a tensor name is not valid UTF-8)") from None
 
 
 def _strip_weight_data(model: onnx.ModelProto) -> None:
@@ -233,6 +243,19 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
         if fixed is None:
             break
         inferred = fixed
+    return inferred, None
+
+
+def _graph_missing_shapes(graph: ModelGraph) -> bool:
+    """Some layer output has no static shape (cheap: read off the translated graph)."""
+    tensors = graph.tensors
+    return any(tensors[t].shape is None for name in graph.g for t in graph.layer(name).outputs)
+
+
+def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
+    """Where shapes stay unknown, fold the constant shape arithmetic (:mod:`onnx_fold`) and
+    infer again, up to 4 rounds; None when folding changed nothing."""
+    changed = None
     for _ in range(4):
         if not _missing_shapes(inferred):
             break
@@ -241,10 +264,11 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
         if not onnx_fold.fold(candidate):
             break
         try:
-            inferred = infer(candidate)
+            inferred = changed = onnx.shape_inference.infer_shapes(candidate, check_type=False, strict_mode=False,
+                                                                   data_prop=True)
         except Exception:
             break
-    return inferred, None
+    return changed
 
 
 def _fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> onnx.ModelProto | None:
@@ -317,12 +341,13 @@ def _value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str |
     dtype = DTYPES.get(tt.elem_type)
     if not tt.HasField("shape"):
         return None, dtype
-    dims = []
+    dims = tuple([d.dim_value for d in tt.shape.dim])
+    if all(dims):  # every dim_value set and non-zero (an unset or symbolic dim reads 0)
+        return (dims, dtype) if min(dims, default=1) > 0 else (None, dtype)
     for d in tt.shape.dim:
         if not d.HasField("dim_value") or d.dim_value < 0:
             return None, dtype
-        dims.append(d.dim_value)
-    return tuple(dims), dtype
+    return dims, dtype
 
 
 def _constant_value(tensor: onnx.TensorProto) -> list[Any] | None:
@@ -376,41 +401,50 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
                 initializers[node.output[0]] = src
                 aliases.add(node.output[0])
 
+    tensors = graph.tensors
     for index, node in enumerate(g.node):
-        if node.op_type == "Constant" and node.output:
+        op_type = node.op_type
+        if op_type == "Constant" and node.output:
             for attr in node.attribute:
                 if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
                     value = _constant_value(attr.t)
                     if value is not None:
                         graph.constants[node.output[0]] = value
                     graph.add_tensor(node.output[0], tuple(attr.t.dims), DTYPES.get(attr.t.data_type))
-        standard = node.domain in STANDARD_DOMAINS
-        kind = OP_KINDS.get(node.op_type, UNKNOWN) if standard else UNKNOWN
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        op = node.op_type if standard else f"{node.domain}.{node.op_type}"
-        inputs = [t for t in node.input]
-        weights = [] if node.output and node.output[0] in aliases else _param_inputs(node, initializers)
-        layer = Layer(name=node.name or f"{node.op_type}_{index}", op=op, kind=kind, inputs=inputs,
-                      outputs=[t for t in node.output if t], attrs=attrs, weights=weights,
-                      module=_module_name(node))
+        domain = node.domain
+        standard = domain in STANDARD_DOMAINS
+        kind = OP_KINDS.get(op_type, UNKNOWN) if standard else UNKNOWN
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute} if node.attribute else {}
+        op = op_type if standard else f"{domain}.{op_type}"
+        inputs = list(node.input)
+        outputs = [t for t in node.output if t]
+        weights = ([] if node.output and node.output[0] in aliases or not any(t in initializers for t in inputs)
+                   else _param_inputs(node, initializers))
+        props = node.metadata_props
+        layer = Layer(name=node.name or f"{op_type}_{index}", op=op, kind=kind, inputs=inputs,
+                      outputs=outputs, attrs=attrs, weights=weights,
+                      module=_module_name(node) if props or node.name.startswith("/") else None)
         if kind != UNKNOWN:
             try:
-                layer.attrs = _normalise(node.op_type, attrs, inputs, graph, opset)
+                layer.attrs = _normalise(op_type, attrs, inputs, graph, opset)
             except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError):
                 layer.kind = UNKNOWN  # malformed attributes: listed as not costed, never guessed
                 layer.attrs["malformed"] = True
-            if node.op_type == "MatMul" and len(inputs) > 1 and inputs[1] in weights:
+            if op_type == "MatMul" and len(inputs) > 1 and inputs[1] in weights:
                 layer.kind = "linear"
         graph.add_layer(layer)
-        graph.params.update(weights)
-        for t in layer.outputs:
-            graph.add_tensor(t)
-        for t in inputs:
-            if t:
+        if weights:
+            graph.params.update(weights)
+        for t in outputs:
+            if t not in tensors:
                 graph.add_tensor(t)
-        ignore = [p.value for p in node.metadata_props if p.key == "archlint.ignore"]
-        if ignore:
-            layer.attrs["archlint.ignore"] = ignore[0]
+        for t in inputs:
+            if t and t not in tensors:
+                graph.add_tensor(t)
+        if props:
+            ignore = [p.value for p in props if p.key == "archlint.ignore"]
+            if ignore:
+                layer.attrs["archlint.ignore"] = ignore[0]
     graph.connect()
     return graph
 

@@ -69,11 +69,13 @@ def window(field: Field, kernel: Sequence[int], stride: Sequence[int], pad_begin
            dilation: Sequence[int] | None = None) -> Field:
     """Apply a sliding window (conv, pooling) per axis: ``r' = r + (k_eff-1)S``, ``S' = sS``, ``P' = P + pS``."""
     dilation = dilation or [1] * len(kernel)
+    if all(k == 1 for k in kernel) and all(s == 1 for s in stride) and not any(pad_begin):
+        return field  # a 1x1, stride-1 window sees exactly what its input sees
     axes = []
     for ax, k, s, p, d in zip(field.axes, kernel, stride, pad_begin, dilation):
         k_eff = d * (k - 1) + 1
         axes.append(AxisRF(ax.size + (k_eff - 1) * ax.stride, ax.stride * s, ax.padding + p * ax.stride))
-    return replace(field, axes=tuple(axes))
+    return Field(tuple(axes), field.dims, field.is_global, field.aligned, field.notes)
 
 
 def upsample(field: Field, factors: Sequence[Fraction], mode: str = "nearest") -> Field:
@@ -147,8 +149,9 @@ def merge(fields: Iterable[Field | None]) -> Field | None:
     present = [f for f in fields if f is not None]
     if not present:
         return None
-    if len(present) == 1:
-        return present[0]
+    first = present[0]
+    if len(present) == 1 or all(f is first for f in present):
+        return first
     ndims = {len(f.axes) for f in present}
     if len(ndims) > 1:
         return make_global(max(present, key=lambda f: len(f.axes)), "inputs with different spatial rank merged")
