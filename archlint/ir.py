@@ -82,35 +82,44 @@ class ModelGraph:
         return info
 
     def unique_name(self, base: str) -> str:
-        if base not in self.g:
+        if base not in self._by_name:
             return base
         i = 1
-        while f"{base}_{i}" in self.g:
+        while f"{base}_{i}" in self._by_name:
             i += 1
         return f"{base}_{i}"
 
     def add_layer(self, layer: Layer) -> Layer:
+        """Register a layer; it joins the networkx graph at :meth:`connect` (nodes and edges
+        are added in bulk there, several times faster than one by one)."""
         layer.name = self.unique_name(layer.name)
-        self.g.add_node(layer.name, layer=layer)
         self._by_name[layer.name] = layer
+        producer = self.producer
         for t in layer.outputs:
-            self.producer[t] = layer.name
+            producer[t] = layer.name
         return layer
 
     def connect(self) -> None:
-        """Create one edge per (producer, consumer) pair, carrying the tensor names."""
-        for name, data in self.g.nodes(data=True):
-            for t in data["layer"].inputs:
-                src = self.producer.get(t)
+        """Add the layers to the graph, in the order they were added, with one edge per
+        (producer, consumer) pair carrying the tensor names."""
+        g = self.g
+        g.add_nodes_from((name, {"layer": layer}) for name, layer in self._by_name.items() if name not in g)
+        producer = self.producer
+        edges: dict[tuple[str, str], list[str]] = {}
+        for name, layer in self._by_name.items():
+            for t in layer.inputs:
+                src = producer.get(t)
                 if src is not None and src != name:
-                    if self.g.has_edge(src, name):
-                        self.g.edges[src, name]["tensors"].append(t)
+                    tensors = edges.get((src, name))
+                    if tensors is None:
+                        edges[(src, name)] = [t]
                     else:
-                        self.g.add_edge(src, name, tensors=[t])
+                        tensors.append(t)
+        g.clear_edges()
+        g.add_edges_from((src, dst, {"tensors": tensors}) for (src, dst), tensors in edges.items())
 
     def layer(self, name: str) -> Layer:
-        layer = self._by_name.get(name)
-        return layer if layer is not None else self.g.nodes[name]["layer"]
+        return self._by_name[name]
 
     def layers(self) -> list[Layer]:
         """Layers in a topological order; ties keep the order the frontend added them.
