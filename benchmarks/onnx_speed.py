@@ -1,11 +1,14 @@
 """Time ``archlint`` as a whole process on a ResNet-50-size ONNX and on synthetic graphs.
 
-    python benchmarks/onnx_speed.py [--resnet50 PATH] [--sizes 10000 50000 100000]
+    python benchmarks/onnx_speed.py [--resnet50 PATH] [--sizes 10000 100000 1000000]
 
 Without ``--resnet50`` a ResNet-50 with torchvision's exact layer shapes (BatchNorm folded,
 as exporters do; zero weights, 102 MB) is written with onnx.helper, so no torch is needed.
 Synthetic graphs are chains of 1x1 convs and ReLUs with a residual Add every few nodes.
-Reports the median wall time of 3 runs and the fitted exponent of time against node count.
+Each graph is analysed as a whole process twice: ``--format concise`` (the pre-commit and CI
+use: findings only) and ``--format json --output FILE`` (every layer written). Reports the
+median wall time (3 runs; 1 run at a million nodes or more), the peak resident memory of the
+process (GNU time's ``%M``; needs /usr/bin/time), and the fitted exponent of time against node count.
 """
 
 from __future__ import annotations
@@ -89,46 +92,67 @@ def synthetic_onnx(path: Path, n_nodes: int, channels: int = 4) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
-def time_cli(path: Path, runs: int = 3) -> float:
-    times = []
+def run_cli(path: Path, fmt: str, runs: int = 3) -> tuple[float, float]:
+    """Median wall seconds and the largest peak RSS (MB) of ``archlint PATH --format FMT``."""
+    times, peaks = [], []
+    out = Path(tempfile.gettempdir()) / "archlint-speed.out"
+    extra = ["--output", str(out)] if fmt == "json" else []
     for _ in range(runs):
+        # GNU time reports the child's own peak (wait4 on a child forked from this large
+        # process would count pages it inherited before exec)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "archlint", str(path), "--format", "json"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, "-m", "archlint", str(path),
+                               "--format", fmt, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - start)
+        peaks.append(int(proc.stderr.rsplit("maxrss_kb=", 1)[1].split()[0]) / 1024)
         if proc.returncode not in (0, 1):  # 1: lint findings
-            raise SystemExit(f"archlint failed on {path}: {proc.stderr}")
-    return statistics.median(times)
+            raise SystemExit(f"archlint failed on {path}: {proc.stderr[:300]}")
+    out.unlink(missing_ok=True)
+    return statistics.median(times), max(peaks)
+
+
+def time_cli(path: Path, runs: int = 3) -> float:
+    return run_cli(path, "json", runs)[0]
+
+
+def _slope(points: list[tuple[int, float]]) -> float:
+    xs = [math.log(n) for n, _ in points]
+    ys = [math.log(t) for _, t in points]
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--resnet50", type=Path, help="a real resnet50 ONNX export to time as well")
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 50_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
-        print("| model | nodes | median wall (s), 3 runs |\n|---|---|---|")
+        print("| model | nodes | concise: wall (s) | concise: peak RSS (MB) | json: wall (s) | json: peak RSS (MB) |")
+        print("|---|---|---|---|---|---|")
         r50 = tmpdir / "resnet50.onnx"
         resnet50_onnx(r50)
-        print(f"| resnet50 (synthetic, torchvision shapes, {r50.stat().st_size / 1e6:.0f} MB) | "
-              f"{len(onnx.load(str(r50), load_external_data=False).graph.node)} | {time_cli(r50):.2f} |")
+        rows = [(f"resnet50 (synthetic, torchvision shapes, {r50.stat().st_size / 1e6:.0f} MB)", r50)]
         if args.resnet50:
-            n = len(onnx.load(str(args.resnet50), load_external_data=False).graph.node)
-            print(f"| resnet50 ({args.resnet50.name}) | {n} | {time_cli(args.resnet50):.2f} |")
-        points = []
+            rows.append((f"resnet50 ({args.resnet50.name})", args.resnet50))
+        for name, path in rows:
+            n = len(onnx.load(str(path), load_external_data=False).graph.node)
+            (tc, mc), (tj, mj) = run_cli(path, "concise"), run_cli(path, "json")
+            print(f"| {name} | {n} | {tc:.2f} | {mc:.0f} | {tj:.2f} | {mj:.0f} |", flush=True)
+        concise, full = [], []
         for size in args.sizes:
             path = tmpdir / f"synthetic_{size}.onnx"
             synthetic_onnx(path, size)
-            t = time_cli(path)
-            points.append((size, t))
-            print(f"| synthetic | {size:,} | {t:.2f} |")
-        if len(points) > 1:
-            xs = [math.log(n) for n, _ in points]
-            ys = [math.log(t) for _, t in points]
-            mx, my = statistics.mean(xs), statistics.mean(ys)
-            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-            print(f"\nfitted exponent of time against node count: {slope:.2f} (1.0 = linear)")
+            runs = 1 if size >= 1_000_000 else 3
+            (tc, mc), (tj, mj) = run_cli(path, "concise", runs), run_cli(path, "json", runs)
+            concise.append((size, tc))
+            full.append((size, tj))
+            print(f"| synthetic | {size:,} | {tc:.2f} | {mc:.0f} | {tj:.2f} | {mj:.0f} |", flush=True)
+            path.unlink()
+        if len(concise) > 1:
+            print(f"\nfitted exponent of time against node count: concise {_slope(concise):.2f}, "
+                  f"json {_slope(full):.2f} (1.0 = linear)")
 
 
 if __name__ == "__main__":
