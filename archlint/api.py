@@ -8,10 +8,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-import networkx as nx
-
 from archlint.errors import ArchlintError
 from archlint.input_spec import InputShapes, from_python
+from archlint.ir import GraphCycleError
 from archlint.report import Report, build_report
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".tar")
@@ -41,7 +40,7 @@ def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None,
         graph = _frontend(target, shapes, example_inputs, dtype)
         try:
             report = build_report(graph, profile, dtype)
-        except nx.NetworkXUnfeasible:
+        except GraphCycleError:
             raise ArchlintError(f"{graph.meta.get('path') or 'model'}: the graph has a cycle") from None
         if lint is not False and lint is not None:
             from archlint.lint import lint as run_rules

@@ -1,7 +1,10 @@
 """The graph IR shared by every frontend and analysis.
 
-A model is a :class:`ModelGraph`: a networkx ``DiGraph`` whose nodes are layers
-(ops) and whose edges are the tensors passed between them. Frontends (ONNX, torch)
+A model is a :class:`ModelGraph`: layers (ops) joined by the tensors passed between
+them, available as a networkx ``DiGraph`` (``graph.g``) for graph algorithms. networkx
+costs 0.15 s to import, so the common walks (topological order when the frontend's
+order already is one, successors, predecessors) use the graph's own adjacency and
+networkx is imported only when ``g`` is asked for or a real sort is needed. Frontends (ONNX, torch)
 only translate into this form; analyses only read it. The op vocabulary
 (``Layer.kind``) is defined by :mod:`archlint.ops.registry`.
 """
@@ -11,8 +14,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
-
-import networkx as nx
 
 Shape = tuple[int, ...]
 
@@ -51,6 +52,10 @@ class Layer:
     source: tuple[str, int] | None = None
 
 
+class GraphCycleError(ValueError):
+    """The layers' edges form a cycle: no topological order exists."""
+
+
 class ModelGraph:
     """A model as a DAG of :class:`Layer` nodes with tensor metadata.
 
@@ -60,7 +65,10 @@ class ModelGraph:
     """
 
     def __init__(self) -> None:
-        self.g = nx.DiGraph()
+        self._g: Any = None
+        self._succ: dict[str, list[str]] = {}
+        self._pred: dict[str, list[str]] = {}
+        self._edges: dict[tuple[str, str], list[str]] = {}
         self.tensors: dict[str, TensorInfo] = {}
         self.params: set[str] = set()
         self.constants: dict[str, Any] = {}
@@ -100,10 +108,8 @@ class ModelGraph:
         return layer
 
     def connect(self) -> None:
-        """Add the layers to the graph, in the order they were added, with one edge per
-        (producer, consumer) pair carrying the tensor names."""
-        g = self.g
-        g.add_nodes_from((name, {"layer": layer}) for name, layer in self._by_name.items() if name not in g)
+        """One edge per (producer, consumer) pair, carrying the tensor names, for every layer
+        added so far (call again after adding more)."""
         producer = self.producer
         edges: dict[tuple[str, str], list[str]] = {}
         for name, layer in self._by_name.items():
@@ -115,8 +121,41 @@ class ModelGraph:
                         edges[(src, name)] = [t]
                     else:
                         tensors.append(t)
-        g.clear_edges()
-        g.add_edges_from((src, dst, {"tensors": tensors}) for (src, dst), tensors in edges.items())
+        succ: dict[str, list[str]] = {name: [] for name in self._by_name}
+        pred: dict[str, list[str]] = {name: [] for name in self._by_name}
+        for src, dst in edges:
+            succ[src].append(dst)
+            pred[dst].append(src)
+        self._edges, self._succ, self._pred = edges, succ, pred
+        self._g = None
+        self.meta.pop("_topo", None)
+
+    @property
+    def g(self) -> Any:
+        """The model as a ``networkx.DiGraph``: nodes are layer names (attribute ``layer``),
+        edges carry ``tensors``. Built on first use."""
+        if self._g is None or len(self._g) != len(self._by_name):
+            import networkx as nx
+            g = nx.DiGraph()
+            g.add_nodes_from((name, {"layer": layer}) for name, layer in self._by_name.items())
+            g.add_edges_from((src, dst, {"tensors": tensors}) for (src, dst), tensors in self._edges.items())
+            self._g = g
+        return self._g
+
+    def layers_as_added(self) -> list[Layer]:
+        """Layers in the order the frontend added them (no sort; works on a cyclic graph)."""
+        return list(self._by_name.values())
+
+    def successors(self, name: str) -> list[str]:
+        """Layers that read an output of ``name``."""
+        return list(self._succ.get(name, ()))
+
+    def predecessors(self, name: str) -> list[str]:
+        """Layers whose outputs ``name`` reads."""
+        return list(self._pred.get(name, ()))
+
+    def edge_tensors(self, src: str, dst: str) -> list[str]:
+        return list(self._edges.get((src, dst), ()))
 
     def layer(self, name: str) -> Layer:
         return self._by_name[name]
@@ -124,28 +163,32 @@ class ModelGraph:
     def layers(self) -> list[Layer]:
         """Layers in a topological order; ties keep the order the frontend added them.
 
-        Raises ``networkx.NetworkXUnfeasible`` when the graph has a cycle.
+        Raises :class:`GraphCycleError` when the graph has a cycle.
         """
         order = self.meta.get("_topo")
-        if order is None or len(order) != len(self.g):
+        if order is None or len(order) != len(self._by_name):
             order = self._insertion_order_if_topological()
             if order is None:
-                index = {n: i for i, n in enumerate(self.g.nodes)}
-                order = list(nx.lexicographical_topological_sort(self.g, key=index.__getitem__))
+                import networkx as nx
+                index = {n: i for i, n in enumerate(self._by_name)}
+                try:
+                    order = list(nx.lexicographical_topological_sort(self.g, key=index.__getitem__))
+                except nx.NetworkXUnfeasible:
+                    raise GraphCycleError("the graph has a cycle") from None
             self.meta["_topo"] = order
             self.meta["_topo_layers"] = None
         cached = self.meta.get("_topo_layers")
         if cached is None:
-            nodes = self.g.nodes
-            cached = self.meta["_topo_layers"] = [nodes[n]["layer"] for n in order]
+            by_name = self._by_name
+            cached = self.meta["_topo_layers"] = [by_name[n] for n in order]
         return list(cached)
 
     def _insertion_order_if_topological(self) -> list[str] | None:
         """The frontend's order when every edge points forward in it (ONNX requires its nodes
         sorted, and fx graphs are): the same result as the lexicographic sort, in O(E)."""
-        order = list(self.g.nodes)
+        order = list(self._by_name)
         index = {n: i for i, n in enumerate(order)}
-        for src, dst in self.g.edges():
+        for src, dst in self._edges:
             if index[src] >= index[dst]:
                 return None
         return order

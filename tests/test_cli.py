@@ -53,7 +53,8 @@ def test_output_file_and_several_paths(tmp_path):
 
 def test_onnx_path_never_imports_torch():
     code = ("import sys, atexit\n"
-            "atexit.register(lambda: sys.stderr.write('TORCH_IMPORTED=%s\\n' % ('torch' in sys.modules)))\n"
+            "atexit.register(lambda: sys.stderr.write('TORCH_IMPORTED=%s NX_IMPORTED=%s\\n' % (\n"
+            "    'torch' in sys.modules, 'networkx' in sys.modules)))\n"
             "sys.argv = ['archlint', sys.argv[1], '--format', 'json']\n"
             "from archlint.cli import main\n"
             "main()\n")
@@ -61,7 +62,25 @@ def test_onnx_path_never_imports_torch():
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "TORCH_IMPORTED=False" in proc.stderr
+    # networkx (0.15 s to import) is only loaded when a caller asks for report.graph.g
+    assert "NX_IMPORTED=False" in proc.stderr
     assert json.loads(proc.stdout)["totals"]["macs"] == 256_384
+
+
+def test_graph_g_is_networkx_with_every_layer_and_edge():
+    import networkx as nx
+    import archlint
+    report = archlint.analyze(str(onnx_path("resnet_small")))
+    g = report.graph.g
+    assert isinstance(g, nx.DiGraph) and nx.is_directed_acyclic_graph(g)
+    assert list(g.nodes) == [r.name for r in report.layers]
+    for name in g:
+        assert sorted(g.successors(name)) == sorted(report.graph.successors(name))
+        for src in g.predecessors(name):
+            assert g.edges[src, name]["tensors"] == report.graph.edge_tensors(src, name)
+    # the residual adds read two producers
+    adds = [r.name for r in report.layers if r.op == "Add"]
+    assert adds and all(len(report.graph.predecessors(a)) == 2 for a in adds)
 
 
 def test_import_archlint_does_not_import_torch():

@@ -249,7 +249,7 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
 def _graph_missing_shapes(graph: ModelGraph) -> bool:
     """Some layer output has no static shape (cheap: read off the translated graph)."""
     tensors = graph.tensors
-    return any(tensors[t].shape is None for name in graph.g for t in graph.layer(name).outputs)
+    return any(tensors[t].shape is None for layer in graph.layers_as_added() for t in layer.outputs)
 
 
 def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:

@@ -76,7 +76,7 @@ def check_bias_before_bn(rule: Rule, report: Report, opts: dict[str, Any]) -> It
         if len(layer.inputs) < 3 or not layer.inputs[2]:
             continue
         bias_shape = graph.shape(layer.inputs[2])
-        consumers = list(graph.g.successors(rec.name))
+        consumers = graph.successors(rec.name)
         if len(consumers) != 1:
             continue
         nxt = graph.layer(consumers[0])
@@ -136,7 +136,7 @@ def check_gridding(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator
         dilation = tuple(graph.layer(rec.name).attrs.get("dilation") or ())
         if not dilation or max(dilation) <= 1:
             continue
-        stack, seen, previous = list(graph.g.predecessors(rec.name)), set(), []
+        stack, seen, previous = graph.predecessors(rec.name), set(), []
         while stack:
             name = stack.pop()
             if name in seen:
@@ -146,7 +146,7 @@ def check_gridding(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator
             if layer.kind == "conv":
                 previous.append(layer)
             elif layer.kind in passthrough:
-                stack.extend(graph.g.predecessors(name))
+                stack.extend(graph.predecessors(name))
         same = [p for p in previous if tuple(p.attrs.get("dilation") or ()) == dilation]
         if same:
             rate = "x".join(map(str, dilation))
