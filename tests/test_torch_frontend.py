@@ -220,3 +220,27 @@ def test_conv_on_too_small_input_fails_like_pytorch() -> None:
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 7))
     with pytest.raises(ArchlintError, match=r"layer '0' .* failed on input shape\(s\) \[1, 3, 4, 4\]"):
         archlint.analyze(model, input_shape=(1, 3, 4, 4))
+
+
+class _Elementwise(torch.nn.Module):
+    """Elementwise calls whose result archlint reads off the input, next to ones it must run
+    (broadcasting, dtype promotion)."""
+
+    def forward(self, x):
+        a = torch.nn.functional.relu(x) + 1           # same shape: read off x
+        b = a * x[:, :1]                              # broadcast over channels: run
+        c = torch.sigmoid(b) - x.mean((2, 3), keepdim=True)  # broadcast over space: run
+        d = c + torch.ones(1, dtype=torch.float64)    # dtype promotion to float64: run
+        return torch.add(d, d) * 0.5
+
+
+def test_elementwise_shortcuts_match_pytorch_shapes_and_dtypes() -> None:
+    model = _Elementwise()
+    x = torch.randn(2, 3, 5, 7)
+    expected = model(x)
+    report = archlint.analyze(model, example_inputs=(x,))
+    last = report.layers[-1]
+    assert last.output_shape == tuple(expected.shape)
+    assert report.graph.tensors[report.graph.outputs[0]].dtype == "float64" == str(expected.dtype).split(".")[1]
+    shapes = [r.output_shape for r in report.layers if r.op in ("operator.mul", "operator.sub", "mul", "sub")]
+    assert (2, 3, 5, 7) in shapes

@@ -17,6 +17,7 @@ import inspect
 import operator
 import os
 import re
+import sys
 import textwrap
 import types
 import warnings
@@ -126,7 +127,27 @@ class _Tracer(fx.Tracer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.record_stack_traces = True
+        # fx's own record_stack_traces formats the whole stack for every node (half the
+        # tracing time of a ShuffleNet); archlint needs one frame: the user's call site
+        self.record_stack_traces = False
+
+    def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
+        self._entry = sys._getframe()  # frames outside this one are the caller's, not the model's
+        try:
+            return super().trace(root, concrete_args)
+        finally:
+            self._entry = None
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        frame = sys._getframe(1)
+        entry = getattr(self, "_entry", None)
+        while frame is not None and frame is not entry:
+            if not _is_library(frame.f_code.co_filename):
+                node.meta["archlint_call_site"] = (frame.f_code.co_filename, frame.f_lineno)
+                break
+            frame = frame.f_back
+        return node
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if not type(m).__module__.startswith(("torch.nn", "torch.ao.nn")) or isinstance(m, nn.Sequential):
@@ -262,8 +283,43 @@ def _conv_result(module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
     return torch.empty((x.shape[0], module.out_channels, *spatial), dtype=x.dtype, device=x.device)
 
 
+_F = torch.nn.functional
+# functions whose result has their first argument's shape and dtype (floating inputs)
+_UNARY_SAME = frozenset({_F.relu, _F.relu6, _F.silu, _F.gelu, _F.hardswish, _F.hardsigmoid, _F.sigmoid, _F.tanh,
+                         _F.mish, _F.elu, _F.leaky_relu, _F.dropout, torch.relu, torch.sigmoid, torch.tanh,
+                         torch.nn.functional.hardtanh})
+# elementwise binary operators: with two tensors of one shape and dtype, or a tensor and a
+# Python number, the result has the tensor's shape and dtype
+_BINARY_SAME = frozenset({operator.add, operator.mul, operator.sub, operator.iadd, operator.imul, operator.isub,
+                          operator.truediv, torch.add, torch.mul, torch.sub})
+
+
+def _same_shape_call(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The first argument stands for the result of an elementwise call whose output has its
+    shape and dtype (see :func:`_same_shape_result`); None when that is not certain."""
+    if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_floating_point():
+        return None
+    x = args[0]
+    if target in _UNARY_SAME:
+        if any(isinstance(a, torch.Tensor) for a in args[1:]) or \
+                any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+            return None
+        return x
+    if target in _BINARY_SAME and len(args) == 2 and not kwargs:
+        y = args[1]
+        if isinstance(y, torch.Tensor):
+            return x if y.shape == x.shape and y.dtype == x.dtype and y.device == x.device else None
+        if isinstance(y, (int, float)) and not isinstance(y, bool):
+            return x
+    return None
+
+
 class _Recorder(fx.Interpreter):
     """Runs the graph on fake tensors and keeps each node's fake result in ``node.meta``."""
+
+    def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        quick = _same_shape_call(target, args, kwargs)
+        return quick if quick is not None else super().call_function(target, args, kwargs)
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         module = self.fetch_attr(target)
@@ -628,6 +684,7 @@ def _one_line(exc: BaseException) -> str:
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
+@lru_cache(maxsize=4096)
 def _is_library(path: str) -> bool:
     norm = path.replace("\\", "/")
     return "/torch/" in norm or "/site-packages/" in norm or "/dist-packages/" in norm or \
@@ -644,6 +701,9 @@ def _relative(path: str) -> str:
 
 def _call_site(node: fx.Node) -> tuple[str, int] | None:
     """The innermost frame of the user's code in the node's recorded stack trace."""
+    site = node.meta.get("archlint_call_site")
+    if site is not None:
+        return _relative(site[0]), site[1]
     trace = node.stack_trace or node.meta.get("stack_trace")
     if not trace:
         return None
