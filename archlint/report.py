@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from typing import IO, Any, Sequence
 
@@ -13,6 +14,9 @@ from archlint.analyses import receptive_field as rf_analysis
 from archlint.analyses.receptive_field import RFRecord
 from archlint.analyses.shapes import fill_missing_shapes
 from archlint.ir import ModelGraph, Shape
+
+
+_DATA_DTYPES = ("float", "bfloat", "complex")
 
 # Kinds that only compute shapes or pass data through unchanged; hidden from the table by default.
 PLUMBING_KINDS = frozenset({"constant", "identity"})
@@ -222,10 +226,12 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
         out_shapes = [tensors[t].shape for t in layer.outputs]
         is_data = False
         out_bytes = 0
-        for t in layer.outputs:
-            if cost_analysis.is_data_tensor(graph, t):
+        for t in layer.outputs:  # cost.is_data_tensor and cost.tensor_bytes, inlined (called per layer)
+            info = tensors.get(t)
+            if info is not None and (info.dtype is None or info.dtype.startswith(_DATA_DTYPES)):
                 is_data = True
-                out_bytes += cost_analysis.tensor_bytes(graph, t)
+                if info.shape is not None:
+                    out_bytes += math.prod(info.shape) * cost_analysis.DTYPE_BYTES.get(info.dtype or "float32", 4)
         if layer.kind != "constant":
             activation += out_bytes
         ins = []

@@ -392,38 +392,42 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
     graph.inputs = [i.name for i in _graph_inputs(model)]
     graph.outputs = [o.name for o in g.output]
     # TorchScript exports store parameters with equal values once and re-create the
-    # others with Identity nodes: each Identity output is a parameter of its own.
+    # others with Identity nodes: each Identity output is a parameter of its own (found in
+    # the node loop: nodes are topologically sorted, so the Identity precedes its readers).
     aliases = set()
-    for node in g.node:
-        if node.op_type == "Identity" and node.input and node.input[0] in initializers and node.output:
-            src = initializers[node.input[0]]
-            if src.data_type in FLOAT_TYPES:
-                initializers[node.output[0]] = src
-                aliases.add(node.output[0])
-
     tensors = graph.tensors
+    constants = graph.constants
+    add_tensor = graph.add_tensor
     for index, node in enumerate(g.node):
         op_type = node.op_type
-        if op_type == "Constant" and node.output:
-            for attr in node.attribute:
+        inputs = list(node.input)
+        raw_outputs = list(node.output)
+        outputs = [t for t in raw_outputs if t]
+        if op_type == "Identity" and inputs and raw_outputs and inputs[0] in initializers:
+            src = initializers[inputs[0]]
+            if src.data_type in FLOAT_TYPES:
+                initializers[raw_outputs[0]] = src
+                aliases.add(raw_outputs[0])
+        attributes = node.attribute
+        if op_type == "Constant" and raw_outputs:
+            for attr in attributes:
                 if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
                     value = _constant_value(attr.t)
                     if value is not None:
-                        graph.constants[node.output[0]] = value
-                    graph.add_tensor(node.output[0], tuple(attr.t.dims), DTYPES.get(attr.t.data_type))
+                        constants[raw_outputs[0]] = value
+                    add_tensor(raw_outputs[0], tuple(attr.t.dims), DTYPES.get(attr.t.data_type))
         domain = node.domain
         standard = domain in STANDARD_DOMAINS
         kind = OP_KINDS.get(op_type, UNKNOWN) if standard else UNKNOWN
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute} if node.attribute else {}
+        attrs = {a.name: helper.get_attribute_value(a) for a in attributes} if attributes else {}
         op = op_type if standard else f"{domain}.{op_type}"
-        inputs = list(node.input)
-        outputs = [t for t in node.output if t]
-        weights = ([] if node.output and node.output[0] in aliases or not any(t in initializers for t in inputs)
+        weights = ([] if raw_outputs and raw_outputs[0] in aliases or not any(t in initializers for t in inputs)
                    else _param_inputs(node, initializers))
         props = node.metadata_props
-        layer = Layer(name=node.name or f"{op_type}_{index}", op=op, kind=kind, inputs=inputs,
+        name = node.name
+        layer = Layer(name=name or f"{op_type}_{index}", op=op, kind=kind, inputs=inputs,
                       outputs=outputs, attrs=attrs, weights=weights,
-                      module=_module_name(node) if props or node.name.startswith("/") else None)
+                      module=_module_name(node) if props or name.startswith("/") else None)
         if kind != UNKNOWN:
             try:
                 layer.attrs = _normalise(op_type, attrs, inputs, graph, opset)
@@ -437,10 +441,10 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
             graph.params.update(weights)
         for t in outputs:
             if t not in tensors:
-                graph.add_tensor(t)
+                add_tensor(t)
         for t in inputs:
             if t and t not in tensors:
-                graph.add_tensor(t)
+                add_tensor(t)
         if props:
             ignore = [p.value for p in props if p.key == "archlint.ignore"]
             if ignore:
