@@ -8,16 +8,19 @@ from archlint.ops import REGISTRY, OpCall, UnknownShape
 
 def call_of(graph: ModelGraph, layer) -> OpCall:  # type: ignore[no-untyped-def]
     """The registry's view of a layer: its attributes and the shapes of its tensors."""
-    return OpCall(layer.attrs, [graph.shape(t) if t else None for t in layer.inputs],
-                  [graph.shape(t) for t in layer.outputs])
+    tensors = graph.tensors
+    return OpCall(layer.attrs, [tensors[t].shape if t in tensors else None for t in layer.inputs],
+                  [tensors[t].shape if t in tensors else None for t in layer.outputs])
 
 
 def fill_missing_shapes(graph: ModelGraph) -> list[str]:
     """Walk in topological order; where an output shape is unknown and the op kind has a
     shape rule, apply it. Returns the names of the layers whose shapes were filled."""
     filled = []
+    tensors = graph.tensors
     for layer in graph.layers():
-        if not layer.outputs or all(graph.shape(t) is not None for t in layer.outputs):
+        outputs = layer.outputs
+        if not outputs or all(t in tensors and tensors[t].shape is not None for t in outputs):
             continue
         entry = REGISTRY.get(layer.kind)
         if entry is None or entry.shape_fn is None:

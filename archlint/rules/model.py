@@ -93,10 +93,16 @@ def peak_layer_bytes(report: Report) -> tuple[int, str | None]:
     from archlint.analyses.cost import tensor_bytes
     best, name = 0, None
     graph = report.graph
+    sizes: dict[str, int] = {}  # a tensor is read by several layers: its size is computed once
     for rec in report.layers:
         total = rec.output_bytes
         if graph is not None:
-            total += sum(tensor_bytes(graph, inp["name"]) for inp in rec.inputs)
+            for inp in rec.inputs:
+                t = inp["name"]
+                size = sizes.get(t)
+                if size is None:
+                    size = sizes[t] = tensor_bytes(graph, t)
+                total += size
         if total > best:
             best, name = total, rec.name
     return best, name
