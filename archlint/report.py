@@ -140,7 +140,7 @@ class Report:
             import pandas as pd
         except ImportError:
             from archlint.errors import ArchlintError
-            raise ArchlintError("Report.to_pandas() needs pandas: pip install pandas") from None
+            raise ArchlintError("Report.to_pandas() needs pandas: pip install 'archlint[pandas]' (or pip install pandas)") from None
         rows = []
         for r in self.layers:
             d = r.to_dict()
