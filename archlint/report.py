@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
-import math
 from dataclasses import dataclass, field
 from typing import IO, Any, Sequence
 
@@ -15,8 +14,6 @@ from archlint.analyses.receptive_field import RFRecord
 from archlint.analyses.shapes import fill_missing_shapes
 from archlint.ir import ModelGraph, Shape
 
-
-_DATA_DTYPES = ("float", "bfloat", "complex")
 
 # Kinds that only compute shapes or pass data through unchanged; hidden from the table by default.
 PLUMBING_KINDS = frozenset({"constant", "identity"})
@@ -51,13 +48,13 @@ class LayerRecord:
         """Shape arithmetic or a pass-through copy: not shown in the table by default."""
         return self.kind in PLUMBING_KINDS or not self.is_data
 
-    def to_dict(self, _rf: bool = True) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name, "op": self.op, "kind": self.kind, "module": self.module,
             "inputs": self.inputs,
             "output_shape": list(self.output_shape) if self.output_shape is not None else None,
             "params": self.params, "macs": self.macs, "flops": self.flops,
-            "rf": self.rf[0].to_dict() if self.rf and _rf else None,
+            "rf": self.rf[0].to_dict() if self.rf else None,
             "bytes": self.bytes, "intensity": round(self.intensity, 3) if self.intensity is not None else None,
             "est_time_s": self.est_time,
         }
@@ -226,12 +223,10 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
         out_shapes = [tensors[t].shape for t in layer.outputs]
         is_data = False
         out_bytes = 0
-        for t in layer.outputs:  # cost.is_data_tensor and cost.tensor_bytes, inlined (called per layer)
-            info = tensors.get(t)
-            if info is not None and (info.dtype is None or info.dtype.startswith(_DATA_DTYPES)):
+        for t in layer.outputs:
+            if cost_analysis.is_data_tensor(graph, t):
                 is_data = True
-                if info.shape is not None:
-                    out_bytes += math.prod(info.shape) * cost_analysis.DTYPE_BYTES.get(info.dtype or "float32", 4)
+                out_bytes += cost_analysis.tensor_bytes(graph, t)
         if layer.kind != "constant":
             activation += out_bytes
         ins = []

@@ -101,9 +101,6 @@ def test_finding_links_jump_to_their_layer(browser, tmp_path: Path) -> None:
     path = tmp_path / "resnet50.html"
     path.write_text(report.to_html(), encoding="utf-8")
     browser.get(path.as_uri())
-    timing = browser.execute_script(
-        "var t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;")
-    assert timing > 0  # the benchmark (benchmarks/html_report.py) records this; see benchmarks/README.md
     target = next(f for f in report.findings if f.code == "AL101")
     j = report.findings.index(target)
     browser.find_element(By.CSS_SELECTOR, f"#m0-f{j} a[href^='#m0-l']").click()

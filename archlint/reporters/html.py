@@ -13,7 +13,7 @@ from html import escape
 from typing import Any, Sequence
 
 from archlint.reporters import charts, svg
-from archlint.reporters.units import human, human_bytes
+from archlint.reporters.units import human, human_bytes, human_time
 
 SEVERITY_COLORS = {"error": "#c53030", "warning": "#b7791f", "info": "#2b6cb0"}
 
@@ -86,12 +86,8 @@ def _shape(shape: Any) -> str:
 
 
 def _seconds(t: float) -> str:
-    if t <= 0:
-        return ""
-    for factor, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "us")):
-        if t >= factor:
-            return f"{t / factor:.3g} {unit}"
-    return f"{t / 1e-9:.3g} ns"
+    """An estimated time, blank for layers that take none (views, shape arithmetic)."""
+    return human_time(t) if t > 0 else ""
 
 
 def _rf_cell(rec: Any) -> tuple[str, str]:

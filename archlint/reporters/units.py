@@ -13,6 +13,15 @@ def human(n: int | float | None, unit: str = "") -> str:
     return f"{int(n)}{unit}" if float(n).is_integer() else f"{n:.2f}{unit}"
 
 
+def human_time(seconds: float) -> str:
+    """``0.0193 -> '19.30 ms'``."""
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
 def human_bytes(n: int) -> str:
     """Binary units: ``1536 -> '1.50 KiB'``."""
     value = float(n)

@@ -10,6 +10,7 @@ from archlint.profiles import DTYPE_BYTES
 from archlint.ops.conv import resolve_pads
 from archlint.ops.registry import OpCall
 from archlint.report import LayerRecord, Report
+from archlint.reporters.units import human_time  # noqa: F401  (re-exported for the rules)
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,6 @@ def est_time(report: Report, parts: list[tuple[float, float, str, int]]) -> floa
     profile = report.profile or profiles.load(None)
     dtype = report.model.get("dtype") or "fp32"
     return sum(roofline_time(f, b, profile, dtype, c, g) for f, b, c, g in parts)
-
-
-def human_time(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.1f} us"
 
 
 def human(n: float) -> str:
