@@ -68,7 +68,7 @@ class ModelGraph:
         self._g: Any = None
         self._succ: dict[str, list[str]] = {}
         self._pred: dict[str, list[str]] = {}
-        self._edges: dict[tuple[str, str], list[str]] = {}
+        self._forward = True
         self.tensors: dict[str, TensorInfo] = {}
         self.params: set[str] = set()
         self.constants: dict[str, Any] = {}
@@ -100,33 +100,37 @@ class ModelGraph:
     def add_layer(self, layer: Layer) -> Layer:
         """Register a layer; it joins the networkx graph at :meth:`connect` (nodes and edges
         are added in bulk there, several times faster than one by one)."""
-        layer.name = self.unique_name(layer.name)
-        self._by_name[layer.name] = layer
+        by_name = self._by_name
+        name = layer.name
+        if name in by_name:
+            name = layer.name = self.unique_name(name)
+        by_name[name] = layer
         producer = self.producer
         for t in layer.outputs:
-            producer[t] = layer.name
+            producer[t] = name
         return layer
 
     def connect(self) -> None:
-        """One edge per (producer, consumer) pair, carrying the tensor names, for every layer
-        added so far (call again after adding more)."""
+        """Join every layer added so far to the layers whose outputs it reads (call again after
+        adding more). Only the adjacency is kept: the tensors an edge carries are read off the
+        consumer's inputs when asked for (:meth:`edge_tensors`, :attr:`g`), which keeps a
+        million-layer graph from holding a million extra tuples and lists."""
         producer = self.producer
-        edges: dict[tuple[str, str], list[str]] = {}
+        succ: dict[str, list[str]] = {name: [] for name in self._by_name}
+        pred: dict[str, list[str]] = {}  # filled in insertion order: holds the layers seen so far
+        forward = True  # every edge points forward in the insertion order
         for name, layer in self._by_name.items():
+            srcs: list[str] = []
             for t in layer.inputs:
                 src = producer.get(t)
-                if src is not None and src != name:
-                    tensors = edges.get((src, name))
-                    if tensors is None:
-                        edges[(src, name)] = [t]
-                    else:
-                        tensors.append(t)
-        succ: dict[str, list[str]] = {name: [] for name in self._by_name}
-        pred: dict[str, list[str]] = {name: [] for name in self._by_name}
-        for src, dst in edges:
-            succ[src].append(dst)
-            pred[dst].append(src)
-        self._edges, self._succ, self._pred = edges, succ, pred
+                if src is not None and src != name and src not in srcs:
+                    srcs.append(src)
+                    succ[src].append(name)
+                    if forward and src not in pred:
+                        forward = False
+            pred[name] = srcs
+        self._succ, self._pred = succ, pred
+        self._forward = forward
         self._g = None
         self.meta.pop("_topo", None)
 
@@ -138,7 +142,8 @@ class ModelGraph:
             import networkx as nx
             g = nx.DiGraph()
             g.add_nodes_from((name, {"layer": layer}) for name, layer in self._by_name.items())
-            g.add_edges_from((src, dst, {"tensors": tensors}) for (src, dst), tensors in self._edges.items())
+            g.add_edges_from((src, dst, {"tensors": self.edge_tensors(src, dst)})
+                             for dst, srcs in self._pred.items() for src in srcs)
             self._g = g
         return self._g
 
@@ -155,7 +160,12 @@ class ModelGraph:
         return list(self._pred.get(name, ()))
 
     def edge_tensors(self, src: str, dst: str) -> list[str]:
-        return list(self._edges.get((src, dst), ()))
+        """The tensors ``dst`` reads from ``src``, in ``dst``'s input order (a tensor read
+        twice is listed twice)."""
+        if src not in self._pred.get(dst, ()):
+            return []
+        producer = self.producer
+        return [t for t in self._by_name[dst].inputs if producer.get(t) == src]
 
     def layer(self, name: str) -> Layer:
         return self._by_name[name]
@@ -186,12 +196,9 @@ class ModelGraph:
     def _insertion_order_if_topological(self) -> list[str] | None:
         """The frontend's order when every edge points forward in it (ONNX requires its nodes
         sorted, and fx graphs are): the same result as the lexicographic sort, in O(E)."""
-        order = list(self._by_name)
-        index = {n: i for i, n in enumerate(order)}
-        for src, dst in self._edges:
-            if index[src] >= index[dst]:
-                return None
-        return order
+        if len(self._pred) != len(self._by_name):
+            self.connect()  # layers were added since the last connect
+        return list(self._by_name) if self._forward else None
 
     def shape(self, tensor: str) -> Shape | None:
         info = self.tensors.get(tensor)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from typing import IO, Any, Sequence
 
@@ -207,26 +208,33 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
     device = profiles.load(profile)
     dtype = normalise_dtype(dtype)
     filled = set(fill_missing_shapes(graph))
+    from archlint.analyses.cost import DTYPE_BYTES
     from archlint.analyses.shapes import call_of
-    calls = {layer.name: call_of(graph, layer) for layer in graph.layers()}
+    order = graph.layers()
+    calls = [call_of(graph, layer) for layer in order]
     costs = cost_analysis.compute(graph, calls)
     fields = rf_analysis.compute(graph, calls)
+    del calls
+    traffic = roofline.TrafficModel(graph, device, dtype)
     layers: list[LayerRecord] = []
     uncounted: list[dict[str, str]] = []
     activation = sum(cost_analysis.tensor_bytes(graph, t) for t in graph.inputs)
     weights = graph.params | set(graph.constants)
     tensors = graph.tensors
     input_entry: dict[str, dict[str, Any]] = {}  # one {"name", "shape"} per tensor, shared by its readers
-    moved: dict[str, int] = {}
-    for layer in graph.layers():
-        c = costs.layers[layer.name]
-        out_shapes = [tensors[t].shape for t in layer.outputs]
+    for layer, c, rf in zip(order, costs.layers, fields):
+        outputs = layer.outputs
+        out_shapes = []
         is_data = False
         out_bytes = 0
-        for t in layer.outputs:
-            if cost_analysis.is_data_tensor(graph, t):
+        for t in outputs:
+            info = tensors[t]
+            out_shapes.append(info.shape)
+            dt = info.dtype
+            if dt is None or dt.startswith(("float", "bfloat", "complex")):  # cost.is_data_tensor
                 is_data = True
-                out_bytes += cost_analysis.tensor_bytes(graph, t)
+                if info.shape is not None:  # cost.tensor_bytes
+                    out_bytes += math.prod(info.shape) * DTYPE_BYTES.get(dt or "float32", 4)
         if layer.kind != "constant":
             activation += out_bytes
         ins = []
@@ -238,15 +246,12 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
                     shape = info.shape if info is not None else None
                     entry = input_entry[t] = {"name": t, "shape": list(shape) if shape is not None else None}
                 ins.append(entry)
-        rec = LayerRecord(
-            name=layer.name, op=layer.op, kind=layer.kind, inputs=ins,
-            output_shape=out_shapes[0] if out_shapes else None, output_shapes=out_shapes,
-            params=c.params, shared_params=c.shared_params, macs=c.macs, flops=c.flops,
-            module=layer.module, source=layer.source, rf=fields.get(layer.name) or [],
-            uncounted=c.uncounted, is_data=is_data, output_bytes=out_bytes)
-        traffic = roofline.layer_traffic(graph, layer, c.flops, device, dtype, moved)
-        rec.bytes, rec.intensity, rec.est_time = traffic.bytes, traffic.intensity, traffic.time
-        layers.append(rec)
+        nbytes, intensity, est = traffic.layer(layer, c.flops)
+        # positional, in LayerRecord's field order (a million of these are built)
+        layers.append(LayerRecord(
+            layer.name, layer.op, layer.kind, ins, out_shapes[0] if out_shapes else None, c.params, c.macs,
+            c.flops, layer.module, layer.source, c.shared_params, out_shapes, rf, c.uncounted, is_data,
+            out_bytes, nbytes, intensity, est))
         if c.uncounted:
             uncounted.append({"layer": layer.name, "op": layer.op, "reason": c.uncounted})
     totals = Totals(costs.params, costs.macs, costs.flops, activation, uncounted,

@@ -9,6 +9,7 @@ listed, never counted as zero.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from archlint.analyses.shapes import call_of
 from archlint.ir import Layer, ModelGraph
@@ -30,7 +31,9 @@ class LayerCost:
 
 @dataclass
 class CostResult:
-    layers: dict[str, LayerCost] = field(default_factory=dict)
+    """``layers``: one :class:`LayerCost` per layer, in ``graph.layers()`` order."""
+
+    layers: list[LayerCost] = field(default_factory=list)
     params: int = 0
     macs: int = 0
     flops: int = 0
@@ -38,12 +41,13 @@ class CostResult:
 
 def layer_cost(graph: ModelGraph, layer: Layer, call: OpCall | None = None) -> LayerCost:
     """MACs and FLOPs of one layer (params are assigned by :func:`compute`)."""
-    if layer.kind == UNKNOWN or layer.kind not in REGISTRY:
+    entry = REGISTRY.get(layer.kind)
+    if entry is None or layer.kind == UNKNOWN:
         if layer.attrs.get("malformed"):
             return LayerCost(macs=None, flops=None, uncounted=f"malformed attributes on op '{layer.op}'")
         return LayerCost(macs=None, flops=None, uncounted=f"no cost formula for op '{layer.op}'")
-    entry = REGISTRY[layer.kind]
-    call = call or call_of(graph, layer)
+    if call is None:
+        call = call_of(graph, layer)
     try:
         macs = entry.macs_fn(call)
         flops = entry.flops_fn(call, macs)
@@ -51,30 +55,39 @@ def layer_cost(graph: ModelGraph, layer: Layer, call: OpCall | None = None) -> L
         return LayerCost(macs=None, flops=None, uncounted=f"{exc} for op '{layer.op}'")
     except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError) as exc:
         return LayerCost(macs=None, flops=None, uncounted=f"cannot cost op '{layer.op}' ({type(exc).__name__}: {exc})")
-    return LayerCost(macs=int(macs), flops=int(flops))
+    return LayerCost(0, 0, int(macs), int(flops))  # params, shared_params, macs, flops
 
 
-def compute(graph: ModelGraph, calls: dict[str, OpCall] | None = None) -> CostResult:
-    """Every layer's cost; ``calls`` holds layers' :class:`OpCall`s already built."""
+def compute(graph: ModelGraph, calls: Sequence[OpCall] | None = None) -> CostResult:
+    """Every layer's cost, in ``graph.layers()`` order; ``calls`` holds those layers'
+    :class:`OpCall`s when they are already built (same order)."""
     result = CostResult()
     seen: set[str] = set()
-    calls = calls or {}
-    for layer in graph.layers():
-        cost = layer_cost(graph, layer, calls.get(layer.name))
-        for w in dict.fromkeys(layer.weights):
-            n = graph.tensors[w].numel or 0
-            if w in seen:
-                cost.shared_params += n
-            else:
-                seen.add(w)
-                cost.params += n
-        result.layers[layer.name] = cost
-        result.params += cost.params
-        result.macs += cost.macs or 0
-        result.flops += cost.flops or 0
+    tensors = graph.tensors
+    order = graph.layers()
+    per_layer = result.layers
+    macs = flops = params = 0
+    for layer, call in zip(order, calls if calls is not None else [None] * len(order)):
+        cost = layer_cost(graph, layer, call)
+        weights = layer.weights
+        if weights:
+            for w in (dict.fromkeys(weights) if len(weights) > 1 else weights):
+                n = tensors[w].numel or 0
+                if w in seen:
+                    cost.shared_params += n
+                else:
+                    seen.add(w)
+                    cost.params += n
+            params += cost.params
+        per_layer.append(cost)
+        if cost.macs:
+            macs += cost.macs
+        if cost.flops:
+            flops += cost.flops
     # Parameters no layer reads (e.g. an unused module) still belong to the model.
     for w in graph.params - seen:
-        result.params += graph.tensors[w].numel or 0
+        params += tensors[w].numel or 0
+    result.params, result.macs, result.flops = params, macs, flops
     return result
 
 

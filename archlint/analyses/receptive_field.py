@@ -76,23 +76,35 @@ def spatial_inputs(graph: ModelGraph) -> list[str]:
 
 
 def propagate(graph: ModelGraph, input_name: str, start: Field | None = None,
-              calls: dict[str, OpCall] | None = None) -> dict[str, Field | None]:
-    """Field of every tensor with respect to ``input_name``."""
-    calls = calls or {}
+              calls: Sequence[OpCall] | None = None) -> dict[str, Field | None]:
+    """Field of every tensor with respect to ``input_name``. ``calls``: the layers'
+    :class:`OpCall`s in ``graph.layers()`` order, when already built."""
     shape = graph.shape(input_name)
     fields: dict[str, Field | None] = {input_name: start or Field.identity(len(shape or ()))}
-    for layer in graph.layers():
-        ins = [fields.get(t) if t else None for t in layer.inputs]
-        if not any(f is not None for f in ins):
-            continue
-        entry = REGISTRY.get(layer.kind)
+    get = fields.get
+    registry = REGISTRY
+    order = graph.layers()
+    for layer, call in zip(order, calls if calls is not None else [None] * len(order)):
+        inputs = layer.inputs
+        if len(inputs) == 1:  # most layers: one data input, no list to build
+            only = get(inputs[0]) if inputs[0] else None
+            if only is None:
+                continue
+            ins = [only]
+        else:
+            ins = [get(t) if t else None for t in inputs]
+            for f in ins:
+                if f is not None:
+                    break
+            else:
+                continue
+        entry = registry.get(layer.kind)
         out: Field | None
         if entry is None or entry.rf_fn is None:
             present = rfops.merge(ins)
             out = rfops.make_global(present, f"unknown op {layer.op}: field not tracked") if present else None
         else:
             try:
-                call = calls.get(layer.name)
                 out = entry.rf_fn(call if call is not None else call_of(graph, layer), ins)
             except (UnknownShape, TypeError, ValueError, IndexError, KeyError, ZeroDivisionError):
                 present = rfops.merge(ins)
@@ -102,22 +114,35 @@ def propagate(graph: ModelGraph, input_name: str, start: Field | None = None,
     return fields
 
 
-def compute(graph: ModelGraph, calls: dict[str, OpCall] | None = None) -> dict[str, list[RFRecord]]:
-    """Per layer: its first output's field with respect to each spatial input."""
-    records: dict[str, list[RFRecord]] = {}
+def compute(graph: ModelGraph, calls: Sequence[OpCall] | None = None) -> list[list[RFRecord]]:
+    """Per layer, in ``graph.layers()`` order: its first output's field with respect to each
+    spatial input (an empty list where it depends on none)."""
+    order = graph.layers()
+    records: list[list[RFRecord]] = [[] for _ in order] if len(spatial_inputs(graph)) > 1 else []
+    single = not records
+    none: list[RFRecord] = []  # shared by every layer with no field (never appended to)
     for name in spatial_inputs(graph):
         size = (graph.shape(name) or ())[2:]
         fields = propagate(graph, name, calls=calls)
-        made: dict[int, RFRecord] = {}  # layers sharing one Field object share its record
-        for layer in graph.layers():
-            if not layer.outputs:
+        get = fields.get
+        made: dict[int, list[RFRecord]] = {}  # layers sharing one Field object share its record
+        for i, layer in enumerate(order):
+            outputs = layer.outputs
+            field = get(outputs[0]) if outputs else None
+            if field is None:
+                if single:
+                    records.append(none)
                 continue
-            field = fields.get(layer.outputs[0])
-            if field is not None:
-                record = made.get(id(field))
-                if record is None:
-                    record = made[id(field)] = RFRecord.from_field(name, field, size)
-                records.setdefault(layer.name, []).append(record)
+            key = id(field)
+            shared = made.get(key)
+            if shared is None:
+                shared = made[key] = [RFRecord.from_field(name, field, size)]
+            if single:
+                records.append(shared)
+            else:
+                records[i].append(shared[0])
+    if single and not records:
+        records = [none] * len(order)
     return records
 
 

@@ -19,19 +19,11 @@ the device (from the profile, or measured by ``archlint calibrate``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from archlint.ir import Layer, ModelGraph
 from archlint.profiles import DTYPE_BYTES, Profile
 
 VIEW_KINDS = frozenset({"reshape", "identity", "constant", "split"})
-
-
-@dataclass(frozen=True, slots=True)
-class Traffic:
-    bytes: int
-    intensity: float | None
-    time: float
 
 
 def layer_class(graph: ModelGraph, layer: Layer) -> str:
@@ -74,28 +66,41 @@ def moved_elements(graph: ModelGraph, tensor: str) -> int:
     return math.prod(info.shape)
 
 
-def layer_traffic(graph: ModelGraph, layer: Layer, flops: int | None, profile: Profile, dtype: str,
-                  cache: dict[str, int] | None = None) -> Traffic:
-    """``cache`` keeps :func:`moved_elements` per tensor across layers (each tensor is read
-    by several layers)."""
-    elem = DTYPE_BYTES[dtype]
-    if layer.kind in VIEW_KINDS:
-        return Traffic(0, None, 0.0)
-    cache = {} if cache is None else cache
-    elements = 0
-    tensors = layer.inputs + layer.outputs
-    for t in (dict.fromkeys(tensors) if len(tensors) > 2 else tensors):
-        if not t:
-            continue
-        n = cache.get(t)
-        if n is None:
-            n = cache[t] = moved_elements(graph, t)
-        elements += n
-    nbytes = elements * elem
-    f = flops or 0
-    cls = layer_class(graph, layer)
-    cpg = None
-    if cls == "grouped":
-        x = graph.shape(layer.inputs[0])
-        cpg = x[1] // int(layer.attrs.get("groups", 1)) if x is not None and len(x) > 1 else None
-    return Traffic(nbytes, (f / nbytes) if nbytes else None, roofline_time(f, nbytes, profile, dtype, cls, cpg))
+class TrafficModel:
+    """The traffic and roofline estimate of one report: the profile's constants for the
+    chosen dtype, read once, and each tensor's :func:`moved_elements`, computed once (a
+    tensor is read by several layers)."""
+
+    def __init__(self, graph: ModelGraph, profile: Profile, dtype: str) -> None:
+        self.graph, self.profile, self.dtype = graph, profile, dtype
+        self.elem = DTYPE_BYTES[dtype]
+        self.dense_peak = profile.peak(dtype) * profile.efficiency.get("dense", 1.0)
+        self.moved: dict[str, int] = {}
+
+    def layer(self, layer: Layer, flops: int | None) -> tuple[int, float | None, float]:
+        """``(bytes, intensity, time)`` of one layer (module docstring for the formulas)."""
+        kind = layer.kind
+        if kind in VIEW_KINDS:
+            return 0, None, 0.0
+        graph, moved = self.graph, self.moved
+        tensors = layer.inputs + layer.outputs
+        elements = 0
+        for t in (dict.fromkeys(tensors) if len(tensors) > 2 else tensors):
+            if t:
+                n = moved.get(t)
+                if n is None:
+                    n = moved[t] = moved_elements(graph, t)
+                elements += n
+        nbytes = elements * self.elem
+        f = flops or 0
+        profile = self.profile
+        if kind in ("conv", "conv_transpose"):
+            cls = layer_class(graph, layer)
+            cpg = None
+            if cls == "grouped":
+                x = graph.shape(layer.inputs[0])
+                cpg = x[1] // int(layer.attrs.get("groups", 1)) if x is not None and len(x) > 1 else None
+            time = roofline_time(f, nbytes, profile, self.dtype, cls, cpg)
+        else:  # roofline_time for the dense class, its constants read once
+            time = profile.overhead + max(f / self.dense_peak, nbytes / profile.bandwidth)
+        return nbytes, (f / nbytes) if nbytes else None, time

@@ -8,9 +8,9 @@ from archlint.ops import REGISTRY, OpCall, UnknownShape
 
 def call_of(graph: ModelGraph, layer) -> OpCall:  # type: ignore[no-untyped-def]
     """The registry's view of a layer: its attributes and the shapes of its tensors."""
-    tensors = graph.tensors
-    return OpCall(layer.attrs, [tensors[t].shape if t in tensors else None for t in layer.inputs],
-                  [tensors[t].shape if t in tensors else None for t in layer.outputs])
+    get = graph.tensors.get
+    return OpCall(layer.attrs, [info.shape if (info := get(t)) is not None else None for t in layer.inputs],
+                  [info.shape if (info := get(t)) is not None else None for t in layer.outputs])
 
 
 def fill_missing_shapes(graph: ModelGraph) -> list[str]:
@@ -18,10 +18,15 @@ def fill_missing_shapes(graph: ModelGraph) -> list[str]:
     shape rule, apply it. Returns the names of the layers whose shapes were filled."""
     filled = []
     tensors = graph.tensors
+    get = tensors.get
     for layer in graph.layers():
         outputs = layer.outputs
-        if not outputs or all(t in tensors and tensors[t].shape is not None for t in outputs):
-            continue
+        for t in outputs:
+            info = get(t)
+            if info is None or info.shape is None:
+                break
+        else:
+            continue  # every output has its shape (and a layer with no output needs none)
         entry = REGISTRY.get(layer.kind)
         if entry is None or entry.shape_fn is None:
             continue

@@ -90,10 +90,11 @@ def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) 
     _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
     inferred, note = _infer_shapes(model)
     graph = _translate(inferred, note)
-    if note is None and _graph_missing_shapes(graph):
+    if note is None and graph.meta.pop("_missing_shapes", True):
         folded = _fold_and_infer(inferred)
         if folded is not None:
             graph = _translate(folded, note)
+    graph.meta.pop("_missing_shapes", None)
     graph.meta.update(format="onnx",
                       opset=max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=None))
     return graph
@@ -246,12 +247,6 @@ def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
     return inferred, None
 
 
-def _graph_missing_shapes(graph: ModelGraph) -> bool:
-    """Some layer output has no static shape (cheap: read off the translated graph)."""
-    tensors = graph.tensors
-    return any(tensors[t].shape is None for layer in graph.layers_as_added() for t in layer.outputs)
-
-
 def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
     """Where shapes stay unknown, fold the constant shape arithmetic (:mod:`onnx_fold`) and
     infer again, up to 4 rounds; None when folding changed nothing."""
@@ -372,9 +367,17 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
         graph.meta.setdefault("warnings", []).append(note)
     opset = max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=21)
 
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        shape, dtype = _value_shape(vi)
-        graph.add_tensor(vi.name, shape, dtype)
+    # Reading a shape through protobuf's Python objects costs about 5 us a tensor; most
+    # tensors of a network share a few types, so each distinct type is decoded once (its
+    # serialized bytes are the key) and its shape tuple is shared.
+    decoded: dict[bytes, tuple[tuple[int, ...] | None, str | None]] = {}
+    add_tensor = graph.add_tensor
+    for vi in (*g.input, *g.value_info, *g.output):
+        key = vi.type.SerializeToString()
+        found = decoded.get(key)
+        if found is None:
+            found = decoded[key] = _value_shape(vi)
+        add_tensor(vi.name, *found)
     initializers = {}
     for init in g.initializer:
         if any(d < 0 for d in init.dims):
@@ -397,12 +400,15 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
     aliases = set()
     tensors = graph.tensors
     constants = graph.constants
-    add_tensor = graph.add_tensor
+    ints_type, int_type = onnx.AttributeProto.INTS, onnx.AttributeProto.INT
+    attribute_value = helper.get_attribute_value
+    no_inits = initializers.keys().isdisjoint
+    missing = False
     for index, node in enumerate(g.node):
         op_type = node.op_type
-        inputs = list(node.input)
-        raw_outputs = list(node.output)
-        outputs = [t for t in raw_outputs if t]
+        inputs = node.input[:]
+        raw_outputs = node.output[:]
+        outputs = raw_outputs if len(raw_outputs) == 1 and raw_outputs[0] else [t for t in raw_outputs if t]
         if op_type == "Identity" and inputs and raw_outputs and inputs[0] in initializers:
             src = initializers[inputs[0]]
             if src.data_type in FLOAT_TYPES:
@@ -419,29 +425,37 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
         domain = node.domain
         standard = domain in STANDARD_DOMAINS
         kind = OP_KINDS.get(op_type, UNKNOWN) if standard else UNKNOWN
-        attrs = {a.name: helper.get_attribute_value(a) for a in attributes} if attributes else {}
+        # helper.get_attribute_value, with the two commonest types read directly
+        attrs = {a.name: list(a.ints) if a.type == ints_type else a.i if a.type == int_type else attribute_value(a)
+                 for a in attributes} if attributes else {}
         op = op_type if standard else f"{domain}.{op_type}"
-        weights = ([] if raw_outputs and raw_outputs[0] in aliases or not any(t in initializers for t in inputs)
+        weights = ([] if no_inits(inputs) or raw_outputs and raw_outputs[0] in aliases
                    else _param_inputs(node, initializers))
         props = node.metadata_props
         name = node.name
-        layer = Layer(name=name or f"{op_type}_{index}", op=op, kind=kind, inputs=inputs,
-                      outputs=outputs, attrs=attrs, weights=weights,
-                      module=_module_name(node) if props or name.startswith("/") else None)
+        layer = Layer(name or f"{op_type}_{index}", op, kind, inputs, outputs, attrs, weights,
+                      _module_name(node) if props or name.startswith("/") else None)
         if kind != UNKNOWN:
-            try:
-                layer.attrs = _normalise(op_type, attrs, inputs, graph, opset)
-            except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError):
-                layer.kind = UNKNOWN  # malformed attributes: listed as not costed, never guessed
-                layer.attrs["malformed"] = True
+            if op_type in NORMALISED_OPS or op_type.startswith("Reduce"):
+                try:
+                    layer.attrs = _normalise(op_type, attrs, inputs, graph, opset)
+                except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError):
+                    layer.kind = UNKNOWN  # malformed attributes: listed as not costed, never guessed
+                    layer.attrs["malformed"] = True
+            else:
+                layer.attrs = {}  # the kind's formulas read no attribute
             if op_type == "MatMul" and len(inputs) > 1 and inputs[1] in weights:
                 layer.kind = "linear"
         graph.add_layer(layer)
         if weights:
             graph.params.update(weights)
         for t in outputs:
-            if t not in tensors:
+            info = tensors.get(t)
+            if info is None:
                 add_tensor(t)
+                missing = True
+            elif info.shape is None:
+                missing = True
         for t in inputs:
             if t and t not in tensors:
                 add_tensor(t)
@@ -449,6 +463,7 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
             ignore = [p.value for p in props if p.key == "archlint.ignore"]
             if ignore:
                 layer.attrs["archlint.ignore"] = ignore[0]
+    graph.meta["_missing_shapes"] = missing
     graph.connect()
     return graph
 
@@ -516,6 +531,14 @@ def _ints(graph: ModelGraph, name: str | None) -> list[Any] | None:
     if not name:
         return None
     return graph.constants.get(name)
+
+
+# The op types :func:`_normalise` reads attributes of (and every ``Reduce*``); the others'
+# formulas need none.
+NORMALISED_OPS = frozenset({
+    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv", "Gemm", "Einsum",
+    "Softmax", "LogSoftmax", "Hardmax", "Concat", "Gather", "GatherElements", "Split", "Transpose", "Resize",
+    "Upsample", "Pad", "Slice", "DepthToSpace", "SpaceToDepth", "ArgMax", "ArgMin"})
 
 
 def _normalise(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,

@@ -23,9 +23,12 @@ from typing import Any, Callable
 from archlint.ir import Shape
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpCall:
-    """What a formula sees of one layer: normalised attributes and tensor shapes."""
+    """What a formula sees of one layer: normalised attributes and tensor shapes.
+
+    Formulas only read it. Not frozen: a frozen dataclass costs three times as much to
+    build, and one is built per layer."""
 
     attrs: dict[str, Any]
     in_shapes: list[Shape | None]

@@ -110,7 +110,8 @@ def peak_layer_bytes(report: Report) -> tuple[int, str | None]:
 
 def check_budgets(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
     t = report.totals
-    peak, peak_layer = peak_layer_bytes(report)
+    # the one budget that needs a pass over every layer is measured only when it is set
+    peak, peak_layer = peak_layer_bytes(report) if opts.get("peak-layer-memory") is not None else (0, None)
     actual = {"params": t.params, "macs": t.macs, "flops": t.flops, "activation-memory": t.activation_bytes,
               "peak-layer-memory": peak}
     for key in BUDGET_KEYS:
