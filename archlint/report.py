@@ -7,7 +7,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from typing import IO, Any, Sequence
+from typing import IO, Any, Callable, Sequence
 
 from archlint.analyses import cost as cost_analysis
 from archlint.analyses import receptive_field as rf_analysis
@@ -192,12 +192,30 @@ class Report:
                 continue
             fh.write(f",\n{pad}{json.dumps(key)}: [\n")
             sep = ""
+            dumps = _line_dumps()
             for item in items:
-                text = json.dumps(item.to_dict() if hasattr(item, "to_dict") else item)
+                text = dumps(item.to_dict() if hasattr(item, "to_dict") else item)
                 fh.write(f"{sep}{pad}{pad}{text}")
                 sep = ",\n"
             fh.write(f"\n{pad}]")
         fh.write(f",\n{pad}\"warnings\": {json.dumps(list(self.warnings))}\n}}")
+
+
+def _line_dumps() -> Callable[[Any], str]:
+    """``json.dumps`` with its default settings, for many short lines: ``json.dumps`` makes
+    a new C encoder on every call, a third of the time of a layer's line; this makes it
+    once. The text is the same (the same encoder, without the circular-reference check:
+    report data has no cycles)."""
+    try:
+        from json.encoder import JSONEncoder, c_make_encoder, encode_basestring_ascii
+    except ImportError:  # pragma: no cover
+        return json.dumps
+    if c_make_encoder is None:  # pragma: no cover  (no C accelerator: e.g. PyPy)
+        return json.dumps
+    encode = c_make_encoder(None, JSONEncoder().default, encode_basestring_ascii, None, ": ", ", ", False, False,
+                            True)
+    join = "".join
+    return lambda obj: join(encode(obj, 0))
 
 
 def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = None) -> Report:

@@ -197,3 +197,19 @@ def test_cycle_is_an_error(tmp_path):
     path = tmp_path / "cycle.onnx"
     path.write_bytes(model.SerializeToString())
     assert_one_line_error(run_cli(str(path)), "cycle")
+
+
+def test_json_lines_are_exactly_json_dumps():
+    """The streamed writer reuses one C encoder instead of calling json.dumps per line; the
+    text must stay the same, byte for byte (ASCII escapes, float repr, key order)."""
+    import archlint
+    for name in ("resnet_small", "encoder_decoder"):
+        report = archlint.analyze(onnx_path(name))
+        report.layers[0].name = "conv\u00e9 \"quoted\""  # non-ASCII and a quote: escaped as json.dumps does
+        lines = report.to_json().splitlines()
+        layer_lines = [line.strip().rstrip(",") for line in lines
+                       if line.startswith("    {") and '"macs"' in line and '"rf"' in line]
+        assert layer_lines == [json.dumps(rec.to_dict()) for rec in report.layers]
+        assert '"conv\\u00e9 \\"quoted\\""' in layer_lines[0]
+        assert any("e-" in line for line in layer_lines)  # an est_time_s float in exponent form
+        assert json.loads(report.to_json()) == json.loads(json.dumps(report.to_dict()))

@@ -13,9 +13,10 @@ from archlint.report import LayerRecord, Report
 from archlint.reporters.units import human_time  # noqa: F401  (re-exported for the rules)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ConvView:
-    """A conv layer's geometry: ``x [N, Ci, *in]``, weight ``[Co, Ci/G, *k]``, output ``[N, Co, *out]``."""
+    """A conv layer's geometry: ``x [N, Ci, *in]``, weight ``[Co, Ci/G, *k]``, output ``[N, Co, *out]``.
+    Rules only read it (not frozen: one is built per conv, and a frozen one costs three times as much)."""
 
     record: LayerRecord
     n: int
