@@ -9,6 +9,7 @@ propagation gives the intermediate shapes.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from archlint.errors import ArchlintError
-from archlint.frontends import onnx_fold
+from archlint.frontends import onnx_fold, onnx_infer
+from archlint.frontends.onnx_infer import DTYPES, value_shape as _value_shape
 from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
 from archlint.ops.registry import UNKNOWN
@@ -65,8 +67,6 @@ NON_PARAM_SLOTS: dict[str, tuple[int, ...]] = {
     "Resize": (1, 2, 3), "Upsample": (1,), "Clip": (1, 2), "Pad": (1, 2, 3),
     "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Range": (0, 1, 2),
 }
-DTYPES = {v: helper.tensor_dtype_to_np_dtype(v).name for v in TensorProto.DataType.values()
-          if v not in (TensorProto.UNDEFINED, TensorProto.STRING)}
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
 
 
@@ -88,8 +88,8 @@ def load_proto(model: onnx.ModelProto, input_shapes: InputShapes | None = None,
 def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) -> ModelGraph:
     model = _inline(model)
     _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
-    inferred, note = _infer_shapes(model)
-    graph = _translate(inferred, note)
+    inferred, note = onnx_infer.infer_shapes(model)
+    graph = _attach_shapes(_translate_nodes(model), inferred, note)
     if note is None and graph.meta.pop("_missing_shapes", True):
         folded = _fold_and_infer(inferred)
         if folded is not None:
@@ -227,26 +227,6 @@ def _dims_text(dims: Any) -> str:
     return "[" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in dims) + "]"
 
 
-def _infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
-    """onnx shape inference with data propagation; where shapes stay unknown, fold the
-    constant shape arithmetic (:mod:`onnx_fold`) and infer again. On failure keep the
-    declared shapes and let the registry's shape rules fill the gaps."""
-    def infer(m: onnx.ModelProto) -> onnx.ModelProto:
-        return onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
-
-    try:
-        inferred = infer(model)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return model, f"onnx shape inference failed ({first[:200]}); shapes filled by archlint's own rules"
-    for _ in range(8):
-        fixed = _fix_ceil_mode_pools(model, inferred)
-        if fixed is None:
-            break
-        inferred = fixed
-    return inferred, None
-
-
 def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
     """Where shapes stay unknown, fold the constant shape arithmetic (:mod:`onnx_fold`) and
     infer again, up to 4 rounds; None when folding changed nothing."""
@@ -266,58 +246,6 @@ def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
     return changed
 
 
-def _fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> onnx.ModelProto | None:
-    """onnx's shape inference keeps a last ceil_mode window that starts in the end padding;
-    PyTorch and onnxruntime drop it (REFERENCE.md section 1). Where the registry's pool
-    shape rule disagrees, pin the pool's output shape and infer again."""
-    from archlint.ops.conv import window_output_size
-    pools = [node for node in inferred.graph.node
-             if node.op_type in ("MaxPool", "AveragePool", "LpPool") and node.output]
-    if not pools:
-        return None
-    wanted = {t for node in pools for t in (node.input[0], node.output[0])}
-    shapes = {vi.name: _value_shape(vi)[0] for vi in
-              list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)
-              if vi.name in wanted}
-    fixes = {}
-    for node in pools:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if not attrs.get("ceil_mode") or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            continue
-        x, y = shapes.get(node.input[0]), shapes.get(node.output[0])
-        kernel = list(attrs.get("kernel_shape", []))
-        if x is None or y is None or len(x) != len(kernel) + 2:
-            continue
-        n = len(kernel)
-        stride = list(attrs.get("strides") or [1] * n)
-        dilation = list(attrs.get("dilations") or [1] * n)
-        pads = list(attrs.get("pads") or [0] * (2 * n))
-        spatial = tuple(window_output_size(x[2 + i], kernel[i], stride[i], dilation[i], pads[i], pads[n + i], True)
-                        for i in range(n))
-        if tuple(y[2:]) != spatial:
-            fixes[node.output[0]] = (*y[:2], *spatial)
-    if not fixes:
-        return None
-    # declared shapes downstream of the pool (value_info, graph outputs) carry the same error
-    pinned: dict[str, onnx.ValueInfoProto] = {}
-    outputs = {o.name: o for o in model.graph.output}
-    for out in model.graph.output:
-        out.type.tensor_type.ClearField("shape")
-    for name, shape in fixes.items():
-        elem = next((vi.type.tensor_type.elem_type for vi in list(inferred.graph.value_info) +
-                     list(inferred.graph.output) if vi.name == name), TensorProto.FLOAT)
-        if name in outputs:
-            outputs[name].CopyFrom(helper.make_tensor_value_info(name, elem, list(shape)))
-        else:
-            pinned[name] = helper.make_tensor_value_info(name, elem, list(shape))
-    del model.graph.value_info[:]
-    model.graph.value_info.extend(pinned.values())
-    try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-    except Exception:
-        return None
-
-
 def _missing_shapes(model: onnx.ModelProto) -> bool:
     known = set()
     for vi in (*model.graph.value_info, *model.graph.output, *model.graph.input):
@@ -329,20 +257,6 @@ def _missing_shapes(model: onnx.ModelProto) -> bool:
             else:
                 known.add(vi.name)
     return any(o and o not in known for n in model.graph.node for o in n.output)
-
-
-def _value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str | None]:
-    tt = vi.type.tensor_type
-    dtype = DTYPES.get(tt.elem_type)
-    if not tt.HasField("shape"):
-        return None, dtype
-    dims = tuple([d.dim_value for d in tt.shape.dim])
-    if all(dims):  # every dim_value set and non-zero (an unset or symbolic dim reads 0)
-        return (dims, dtype) if min(dims, default=1) > 0 else (None, dtype)
-    for d in tt.shape.dim:
-        if not d.HasField("dim_value") or d.dim_value < 0:
-            return None, dtype
-    return dims, dtype
 
 
 def _constant_value(tensor: onnx.TensorProto) -> list[Any] | None:
@@ -361,23 +275,27 @@ def _constant_value(tensor: onnx.TensorProto) -> list[Any] | None:
 
 
 def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
+    """Both steps of the translation, on one model whose shapes are already inferred."""
+    return _attach_shapes(_translate_nodes(model), model, note)
+
+
+@dataclass
+class _Nodes:
+    """The nodes translated, before shapes are known (:func:`_translate_nodes`)."""
+
+    graph: ModelGraph
+    opset: int
+    normalise: list[Layer]  # layers whose attributes :func:`_normalise` reads, with shapes
+    ignores: list[tuple[Layer, str]]  # ``archlint.ignore`` metadata, added after normalising
+
+
+def _translate_nodes(model: onnx.ModelProto) -> _Nodes:
+    """Layers, parameters and constants: everything that needs no tensor shape (the
+    attributes that do are normalised by :func:`_attach_shapes`)."""
     g = model.graph
     graph = ModelGraph()
-    if note:
-        graph.meta.setdefault("warnings", []).append(note)
     opset = max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=21)
-
-    # Reading a shape through protobuf's Python objects costs about 5 us a tensor; most
-    # tensors of a network share a few types, so each distinct type is decoded once (its
-    # serialized bytes are the key) and its shape tuple is shared.
-    decoded: dict[bytes, tuple[tuple[int, ...] | None, str | None]] = {}
     add_tensor = graph.add_tensor
-    for vi in (*g.input, *g.value_info, *g.output):
-        key = vi.type.SerializeToString()
-        found = decoded.get(key)
-        if found is None:
-            found = decoded[key] = _value_shape(vi)
-        add_tensor(vi.name, *found)
     initializers = {}
     for init in g.initializer:
         if any(d < 0 for d in init.dims):
@@ -403,7 +321,8 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
     ints_type, int_type = onnx.AttributeProto.INTS, onnx.AttributeProto.INT
     attribute_value = helper.get_attribute_value
     no_inits = initializers.keys().isdisjoint
-    missing = False
+    normalise: list[Layer] = []
+    ignores: list[tuple[Layer, str]] = []
     for index, node in enumerate(g.node):
         op_type = node.op_type
         inputs = node.input[:]
@@ -437,11 +356,7 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
                       _module_name(node) if props or name.startswith("/") else None)
         if kind != UNKNOWN:
             if op_type in NORMALISED_OPS or op_type.startswith("Reduce"):
-                try:
-                    layer.attrs = _normalise(op_type, attrs, inputs, graph, opset)
-                except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError):
-                    layer.kind = UNKNOWN  # malformed attributes: listed as not costed, never guessed
-                    layer.attrs["malformed"] = True
+                normalise.append(layer)  # may read tensor shapes: done once they are known
             else:
                 layer.attrs = {}  # the kind's formulas read no attribute
             if op_type == "MatMul" and len(inputs) > 1 and inputs[1] in weights:
@@ -450,19 +365,55 @@ def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
         if weights:
             graph.params.update(weights)
         for t in outputs:
-            info = tensors.get(t)
-            if info is None:
+            if t not in tensors:
                 add_tensor(t)
-                missing = True
-            elif info.shape is None:
-                missing = True
         for t in inputs:
             if t and t not in tensors:
                 add_tensor(t)
         if props:
             ignore = [p.value for p in props if p.key == "archlint.ignore"]
             if ignore:
-                layer.attrs["archlint.ignore"] = ignore[0]
+                ignores.append((layer, ignore[0]))
+    return _Nodes(graph, opset, normalise, ignores)
+
+
+def _attach_shapes(nodes: _Nodes, inferred: onnx.ModelProto, note: str | None) -> ModelGraph:
+    """Shapes from the inferred model's value_info, then the attributes that depend on them,
+    then the edges. ``graph.meta["_missing_shapes"]``: some layer output has no shape."""
+    graph = nodes.graph
+    if note:
+        graph.meta.setdefault("warnings", []).append(note)
+    g = inferred.graph
+    # Reading a shape through protobuf's Python objects costs about 5 us a tensor; most
+    # tensors of a network share a few types, so each distinct type is decoded once (its
+    # serialized bytes are the key) and its shape tuple is shared.
+    decoded: dict[bytes, tuple[tuple[int, ...] | None, str | None]] = {}
+    add_tensor = graph.add_tensor
+    for vi in (*g.input, *g.value_info, *g.output):
+        key = vi.type.SerializeToString()
+        found = decoded.get(key)
+        if found is None:
+            found = decoded[key] = _value_shape(vi)
+        add_tensor(vi.name, *found)
+    opset = nodes.opset
+    for layer in nodes.normalise:
+        op_type = layer.op
+        try:
+            layer.attrs = _normalise(op_type, layer.attrs, layer.inputs, graph, opset)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError):
+            layer.kind = UNKNOWN  # malformed attributes: listed as not costed, never guessed
+            layer.attrs["malformed"] = True
+    for layer, text in nodes.ignores:
+        layer.attrs["archlint.ignore"] = text
+    tensors = graph.tensors
+    missing = False
+    for layer in graph.layers_as_added():
+        for t in layer.outputs:
+            if tensors[t].shape is None:
+                missing = True
+                break
+        if missing:
+            break
     graph.meta["_missing_shapes"] = missing
     graph.connect()
     return graph

@@ -1,0 +1,103 @@
+"""onnx's own shape inference, the ceil-mode pool fix on top of it, and reading a
+``ValueInfoProto``'s static shape.
+
+Inference is onnx's C++ code and holds the GIL (7 s of a million-node graph). Running it
+in a worker process beside the node translation was tried: on the 2-core development
+machine it saved 1 s of 19 at a million nodes, both processes slowing each other down, and
+the worker needed 1.9 GB of its own; so it runs here, before the translation.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto, helper
+
+DTYPES = {v: helper.tensor_dtype_to_np_dtype(v).name for v in TensorProto.DataType.values()
+          if v not in (TensorProto.UNDEFINED, TensorProto.STRING)}
+
+
+def infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+    """onnx shape inference with data propagation; where shapes stay unknown, fold the
+    constant shape arithmetic (:mod:`onnx_fold`) and infer again. On failure keep the
+    declared shapes and let the registry's shape rules fill the gaps."""
+    def infer(m: onnx.ModelProto) -> onnx.ModelProto:
+        return onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
+
+    try:
+        inferred = infer(model)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return model, f"onnx shape inference failed ({first[:200]}); shapes filled by archlint's own rules"
+    for _ in range(8):
+        fixed = fix_ceil_mode_pools(model, inferred)
+        if fixed is None:
+            break
+        inferred = fixed
+    return inferred, None
+
+
+def fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> onnx.ModelProto | None:
+    """onnx's shape inference keeps a last ceil_mode window that starts in the end padding;
+    PyTorch and onnxruntime drop it (REFERENCE.md section 1). Where the registry's pool
+    shape rule disagrees, pin the pool's output shape and infer again."""
+    from archlint.ops.conv import window_output_size
+    pools = [node for node in inferred.graph.node
+             if node.op_type in ("MaxPool", "AveragePool", "LpPool") and node.output]
+    if not pools:
+        return None
+    wanted = {t for node in pools for t in (node.input[0], node.output[0])}
+    shapes = {vi.name: value_shape(vi)[0] for vi in
+              list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)
+              if vi.name in wanted}
+    fixes = {}
+    for node in pools:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if not attrs.get("ceil_mode") or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            continue
+        x, y = shapes.get(node.input[0]), shapes.get(node.output[0])
+        kernel = list(attrs.get("kernel_shape", []))
+        if x is None or y is None or len(x) != len(kernel) + 2:
+            continue
+        n = len(kernel)
+        stride = list(attrs.get("strides") or [1] * n)
+        dilation = list(attrs.get("dilations") or [1] * n)
+        pads = list(attrs.get("pads") or [0] * (2 * n))
+        spatial = tuple(window_output_size(x[2 + i], kernel[i], stride[i], dilation[i], pads[i], pads[n + i], True)
+                        for i in range(n))
+        if tuple(y[2:]) != spatial:
+            fixes[node.output[0]] = (*y[:2], *spatial)
+    if not fixes:
+        return None
+    # declared shapes downstream of the pool (value_info, graph outputs) carry the same error
+    pinned: dict[str, onnx.ValueInfoProto] = {}
+    outputs = {o.name: o for o in model.graph.output}
+    for out in model.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    for name, shape in fixes.items():
+        elem = next((vi.type.tensor_type.elem_type for vi in list(inferred.graph.value_info) +
+                     list(inferred.graph.output) if vi.name == name), TensorProto.FLOAT)
+        if name in outputs:
+            outputs[name].CopyFrom(helper.make_tensor_value_info(name, elem, list(shape)))
+        else:
+            pinned[name] = helper.make_tensor_value_info(name, elem, list(shape))
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(pinned.values())
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception:
+        return None
+
+
+def value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str | None]:
+    tt = vi.type.tensor_type
+    dtype = DTYPES.get(tt.elem_type)
+    if not tt.HasField("shape"):
+        return None, dtype
+    dims = tuple([d.dim_value for d in tt.shape.dim])
+    if all(dims):  # every dim_value set and non-zero (an unset or symbolic dim reads 0)
+        return (dims, dtype) if min(dims, default=1) > 0 else (None, dtype)
+    for d in tt.shape.dim:
+        if not d.HasField("dim_value") or d.dim_value < 0:
+            return None, dtype
+    return dims, dtype
+
