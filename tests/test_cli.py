@@ -213,3 +213,25 @@ def test_json_lines_are_exactly_json_dumps():
         assert '"conv\\u00e9 \\"quoted\\""' in layer_lines[0]
         assert any("e-" in line for line in layer_lines)  # an est_time_s float in exponent form
         assert json.loads(report.to_json()) == json.loads(json.dumps(report.to_dict()))
+
+
+def test_nodes_out_of_order_are_sorted(tmp_path):
+    """ONNX requires sorted nodes, but a hand-edited file may not be: relu is listed before the
+    conv that feeds it. The IR notices the backward edge and sorts (conv, relu, add), and the
+    costs are those of the sorted graph: conv 1x1 3->3 at 4x4 = 16*3*3 = 144 MACs."""
+    from archlint.frontends import onnx_frontend
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 3, 1, 1], [0.0] * 9)
+    nodes = [helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Add", ["r", "c"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])], [w])
+    path = tmp_path / "unsorted.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    ir = onnx_frontend.load(path)
+    assert [layer.name for layer in ir.layers()] == ["conv", "relu", "add"]
+    assert ir.predecessors("add") == ["relu", "conv"] and ir.successors("conv") == ["relu", "add"]
+    assert ir.edge_tensors("conv", "add") == ["c"] and ir.edge_tensors("relu", "conv") == []
+    proc = run_cli(str(path), "--format", "json", "--no-lint")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["totals"]["macs"] == 144
