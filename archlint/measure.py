@@ -117,23 +117,45 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
     bandwidth = 2 * elems * 4 / t
     tiny = ConvSpec(1, 1, 1, (1, 1), (1, 1), (1, 1), 1)
     overhead = time_convs([tiny], "fp32", seconds, cache=False)
-    efficiency = {}
-    for cls, groups in (("dense", 1), ("grouped", 8), ("depthwise", 128)):
-        spec = ConvSpec(1, 128, 128, (28, 28), (3, 3), (1, 1), groups)
-        t = time_convs([spec], "fp32", seconds, cache=False)
-        flops = 2 * 28 * 28 * 128 * (128 // groups) * 9
-        nbytes = 4 * (2 * 128 * 28 * 28 + 128 * (128 // groups) * 9)
-        compute_time = max(t - overhead, 1e-12)
-        if nbytes / bandwidth >= t:
-            efficiency[cls] = 1.0
-        else:
-            efficiency[cls] = round(min(1.0, flops / (peak * compute_time)), 4)
+    efficiency, overheads = {}, {}
+    for cls, per_group in (("dense", None), ("grouped", 16), ("depthwise", 1)):
+        efficiency[cls], overheads[cls] = _fit_class(per_group, peak, bandwidth, overhead, seconds)
     return {"name": f"calibrated-{socket.gethostname()}",
             "description": f"measured by archlint calibrate on {device} with torch {torch.__version__}, "
                            f"{torch.get_num_threads()} threads",
             "peak_flops": {"fp32": peak}, "bandwidth": bandwidth, "overhead": overhead, "grouped_channels": 16,
-            "efficiency": efficiency,
+            "efficiency": efficiency, "overheads": overheads,
             "sources": ["archlint calibrate: fp32 matmul, tensor copy and 3x3 convs timed with torch.utils.benchmark"]}
+
+
+# (size, channels) of the 3x3 convs each class is timed at: small layers, where the fixed cost
+# shows, to the calibration size of 28 px and 128 channels
+FIT_SIZES = ((14, 32), (14, 64), (28, 64), (28, 128))
+
+
+def _fit_class(per_group: int | None, peak: float, bandwidth: float, overhead: float,
+               seconds: float) -> tuple[float, float]:
+    """Efficiency and fixed cost of one conv class, from a least-squares line ``t = a + b*F``
+    through 3x3 convs of several sizes (``FIT_SIZES``): ``efficiency = 1/(b*peak)``,
+    ``overhead = a``, never below the 1-channel conv's ``overhead``. On a 2-core CPU ``a``
+    came out at 80-140 us depending on the class, where a 1-channel conv costs 10-15 us: a
+    replacement that splits a small conv in two pays it twice. A degenerate fit (time not
+    growing with FLOPs) gives efficiency 1 and the plain ``overhead``."""
+    points = []
+    for size, c in FIT_SIZES:
+        groups = 1 if per_group is None else c // per_group
+        spec = ConvSpec(1, c, c, (size, size), (3, 3), (1, 1), groups)
+        flops = 2 * size * size * c * (c // groups) * 9
+        points.append((flops, time_convs([spec], "fp32", seconds, cache=False)))
+    n = len(points)
+    mf = sum(f for f, _ in points) / n
+    mt = sum(t for _, t in points) / n
+    var = sum((f - mf) ** 2 for f, _ in points)
+    slope = sum((f - mf) * (t - mt) for f, t in points) / var if var else 0.0
+    if slope <= 0:
+        return 1.0, overhead
+    intercept = max(mt - slope * mf, overhead)
+    return round(min(1.0, 1 / (slope * peak)), 4), intercept
 
 
 def to_toml(profile: dict[str, Any]) -> str:
@@ -143,4 +165,6 @@ def to_toml(profile: dict[str, Any]) -> str:
              f'grouped_channels = {profile["grouped_channels"]}',
              "sources = [" + ", ".join(json.dumps(s) for s in profile["sources"]) + "]", "", "[efficiency]"]
     lines += [f"{k} = {v}" for k, v in profile["efficiency"].items()]
+    if profile.get("overheads"):
+        lines += ["", "[overheads]"] + [f"{k} = {v:.6g}" for k, v in profile["overheads"].items()]
     return "\n".join(lines) + "\n"

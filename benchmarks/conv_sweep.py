@@ -56,7 +56,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
           f"{torch.__version__}; profile: peak {profile.peak('fp32') / 1e9:.1f} GFLOP/s, bandwidth "
           f"{profile.bandwidth / 1e9:.1f} GB/s, overhead {profile.overhead * 1e6:.1f} us, efficiency "
-          f"{profile.efficiency}\n")
+          f"{profile.efficiency}, fixed cost per class (us) "
+          f"{ {k: round(v * 1e6, 1) for k, v in profile.overheads.items()} }\n")
     configs = [(k, c, size, s) for k, c, size, s in itertools.product((3, 5), (32, 64, 128, 256), (14, 28, 56), (1, 2))
                if not (c == 256 and size == 56)]
     print("| k | channels | size | stride | variant | est. speedup | measured speedup |\n|---|---|---|---|---|---|---|")

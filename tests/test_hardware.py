@@ -51,6 +51,42 @@ def test_roofline_time_and_views():
     assert data["layers"][0]["bytes"] == 183_296 and data["totals"]["est_time_s"] == report.totals.est_time
 
 
+def test_fixed_cost_per_class():
+    """A profile may give each conv class its own fixed cost. Depthwise 3x3 on 64x14x14, fp32:
+    FLOPs 2*196*64*9 = 225,792, bytes 4*(2*12,544 + 576) = 102,656. At 1e11 FLOP/s with
+    depthwise efficiency 0.1: 22.58 us of compute > 102,656 / 1e10 = 10.27 us of traffic, plus the
+    class's 80 us: 102.58 us. The ReLU after it (dense class) moves 2*12,544*4 = 100,352 bytes in
+    10.04 us and pays the dense class's 20 us; a class without an entry pays ``overhead`` (5 us)."""
+    data = {"name": "classes", "peak_flops": {"fp32": 1e11}, "bandwidth": 1e10, "overhead": 5e-6,
+            "efficiency": {"dense": 1.0, "depthwise": 0.1, "grouped": 1.0},
+            "overheads": {"dense": 2e-5, "depthwise": 8e-5}}
+    p = profiles.from_dict(data, "test")
+    assert roofline_time(225_792, 102_656, p, "fp32", "depthwise") == pytest.approx(8e-5 + 225_792 / 1e10)
+    assert roofline_time(0, 100, p, "fp32", "grouped") == pytest.approx(5e-6 + 100 / 1e10)
+    report = archlint.analyze(Seq(nn.Conv2d(64, 64, 3, padding=1, groups=64, bias=False), nn.ReLU()),
+                              input_shape=(1, 64, 14, 14), profile=data)
+    assert report.layer("0").est_time == pytest.approx(102.58e-6, rel=1e-4)
+    assert report.layer("1").est_time == pytest.approx(20e-6 + 100_352 / 1e10)
+    assert profiles.load(data).to_dict()["overheads"] == {"dense": 2e-5, "depthwise": 8e-5}
+
+
+def test_calibration_fit_recovers_a_line(monkeypatch):
+    """``_fit_class`` fits t = a + F/(peak*eff) through the timed sizes. Fed exact times for
+    a = 90 us and eff 0.25 at peak 1e11 (so 40 ps per FLOP), it returns them; a fit whose
+    intercept falls below the 1-channel conv's cost keeps that cost instead."""
+    from archlint import measure
+
+    def fake(chain, dtype, seconds, cache=True):
+        c = chain[0]
+        flops = 2 * c.size[0] * c.size[1] * c.co * (c.ci // c.groups) * 9
+        return 90e-6 + flops * 4e-11
+    monkeypatch.setattr(measure, "time_convs", fake)
+    eff, fixed = measure._fit_class(None, 1e11, 1e10, 1e-5, 0.01)
+    assert eff == 0.25 and fixed == pytest.approx(90e-6)
+    eff, fixed = measure._fit_class(16, 1e11, 1e10, 2e-4, 0.01)  # grouped sizes; floor 200 us
+    assert eff == 0.25 and fixed == 2e-4
+
+
 def test_shipped_profiles_have_sources():
     for name in profiles.available():
         p = profiles.load(name)
@@ -66,6 +102,7 @@ def test_shipped_profiles_have_sources():
     ("peak_flops = { fp32 = 1e12 }\nbandwidth = 1e9\n[efficiency]\ndense = 3\n", "efficiency"),
     ("peak_flops = { fp32 = 1e12 }\nbandwidth = 1e9\ncolour = 'red'\n", "colour"),
     ("peak_flops = [\n", "cannot read"),
+    ("peak_flops = { fp32 = 1e12 }\nbandwidth = 1e9\n[overheads]\ndepthwise = -1\n", "overheads"),
 ])
 def test_bad_profile_file(tmp_path, text, needle):
     path = tmp_path / "dev.toml"
@@ -153,5 +190,6 @@ def test_calibrate_writes_a_loadable_profile(tmp_path):
     assert proc.returncode == 0, proc.stderr
     p = profiles.load(str(out))
     assert p.peak("fp32") > 1e8 and p.bandwidth > 1e8 and 0 < p.overhead < 1e-2
+    assert set(p.overheads) == {"dense", "grouped", "depthwise"} and min(p.overheads.values()) >= p.overhead
     report = archlint.analyze(onnx_path("plain_cnn"), profile=str(out))
     assert report.model["profile"] == p.name and report.totals.est_time > 0

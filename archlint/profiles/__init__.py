@@ -38,13 +38,19 @@ class Profile:
     sources: tuple[str, ...] = ()
     overhead: float = 0.0
     grouped_channels: int = 16
+    overheads: dict[str, float] = field(default_factory=dict)
+
+    def overhead_for(self, cls: str) -> float:
+        """Fixed cost of one layer of class ``cls`` (dense, depthwise, grouped): the calibrated
+        intercept when the profile has one, else ``overhead``."""
+        return self.overheads.get(cls, self.overhead)
 
     def peak(self, dtype: str) -> float:
         return self.peak_flops.get(dtype) or self.peak_flops["fp32"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "peak_flops": self.peak_flops, "bandwidth": self.bandwidth,
-                "overhead": self.overhead, "grouped_channels": self.grouped_channels, "efficiency": self.efficiency, "description": self.description,
+                "overhead": self.overhead, "overheads": self.overheads, "grouped_channels": self.grouped_channels, "efficiency": self.efficiency, "description": self.description,
                 "sources": list(self.sources)}
 
 
@@ -57,7 +63,7 @@ def from_dict(data: dict[str, Any], where: str) -> Profile:
     if not isinstance(data, dict):
         raise ArchlintError(f"{where}: a profile must be a table")
     unknown = set(data) - {"name", "description", "peak_flops", "bandwidth", "efficiency", "sources", "overhead",
-                           "grouped_channels"}
+                           "overheads", "grouped_channels"}
     if unknown:
         raise ArchlintError(f"{where}: unknown profile key(s) {', '.join(sorted(unknown))}")
     peak = data.get("peak_flops")
@@ -76,6 +82,10 @@ def from_dict(data: dict[str, Any], where: str) -> Profile:
     overhead = data.get("overhead", 0.0)
     if not isinstance(overhead, (int, float)) or isinstance(overhead, bool) or overhead < 0:
         raise ArchlintError(f"{where}: overhead must be a non-negative number of seconds per layer, got {overhead!r}")
+    overheads = data.get("overheads", {})
+    if not isinstance(overheads, dict) or set(overheads) - set(EFFICIENCY_KEYS) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in overheads.values()):
+        raise ArchlintError(f"{where}: overheads must map {', '.join(EFFICIENCY_KEYS)} to non-negative seconds")
     grouped_channels = data.get("grouped_channels", 16)
     if not isinstance(grouped_channels, int) or isinstance(grouped_channels, bool) or grouped_channels < 1:
         raise ArchlintError(f"{where}: grouped_channels must be a positive integer, got {grouped_channels!r}")
@@ -84,7 +94,8 @@ def from_dict(data: dict[str, Any], where: str) -> Profile:
         raise ArchlintError(f"{where}: sources must be a list of strings")
     return Profile(str(data.get("name", where)), {k: float(v) for k, v in peak.items()}, float(bandwidth),
                    {k: float(v) for k, v in efficiency.items()}, str(data.get("description", "")),
-                   tuple(str(s) for s in sources), float(overhead), grouped_channels)
+                   tuple(str(s) for s in sources), float(overhead), grouped_channels,
+                   {k: float(v) for k, v in overheads.items()})
 
 
 def load(spec: str | Path | dict[str, Any] | Profile | None) -> Profile:
