@@ -119,7 +119,7 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
     overhead = time_convs([tiny], "fp32", seconds, cache=False)
     efficiency, overheads = {}, {}
     for cls, per_group in (("dense", None), ("grouped", 16), ("depthwise", 1)):
-        efficiency[cls], overheads[cls] = _fit_class(per_group, peak, bandwidth, overhead, seconds)
+        efficiency[cls], overheads[cls] = _fit_class(per_group, peak, overhead, seconds)
     return {"name": f"calibrated-{socket.gethostname()}",
             "description": f"measured by archlint calibrate on {device} with torch {torch.__version__}, "
                            f"{torch.get_num_threads()} threads",
@@ -133,8 +133,7 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
 FIT_SIZES = ((14, 32), (14, 64), (28, 64), (28, 128))
 
 
-def _fit_class(per_group: int | None, peak: float, bandwidth: float, overhead: float,
-               seconds: float) -> tuple[float, float]:
+def _fit_class(per_group: int | None, peak: float, overhead: float, seconds: float) -> tuple[float, float]:
     """Efficiency and fixed cost of one conv class, from a least-squares line ``t = a + b*F``
     through 3x3 convs of several sizes (``FIT_SIZES``): ``efficiency = 1/(b*peak)``,
     ``overhead = a``, never below the 1-channel conv's ``overhead``. On a 2-core CPU ``a``

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
-import math
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Sequence
 
@@ -226,7 +225,6 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
     device = profiles.load(profile)
     dtype = normalise_dtype(dtype)
     filled = set(fill_missing_shapes(graph))
-    from archlint.analyses.cost import DTYPE_BYTES
     from archlint.analyses.shapes import call_of
     order = graph.layers()
     calls = [call_of(graph, layer) for layer in order]
@@ -246,13 +244,10 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
         is_data = False
         out_bytes = 0
         for t in outputs:
-            info = tensors[t]
-            out_shapes.append(info.shape)
-            dt = info.dtype
-            if dt is None or dt.startswith(("float", "bfloat", "complex")):  # cost.is_data_tensor
+            out_shapes.append(tensors[t].shape)
+            if cost_analysis.is_data_tensor(graph, t):
                 is_data = True
-                if info.shape is not None:  # cost.tensor_bytes
-                    out_bytes += math.prod(info.shape) * DTYPE_BYTES.get(dt or "float32", 4)
+                out_bytes += cost_analysis.tensor_bytes(graph, t)
         if layer.kind != "constant":
             activation += out_bytes
         ins = []

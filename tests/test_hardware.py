@@ -81,9 +81,9 @@ def test_calibration_fit_recovers_a_line(monkeypatch):
         flops = 2 * c.size[0] * c.size[1] * c.co * (c.ci // c.groups) * 9
         return 90e-6 + flops * 4e-11
     monkeypatch.setattr(measure, "time_convs", fake)
-    eff, fixed = measure._fit_class(None, 1e11, 1e10, 1e-5, 0.01)
+    eff, fixed = measure._fit_class(None, 1e11, 1e-5, 0.01)
     assert eff == 0.25 and fixed == pytest.approx(90e-6)
-    eff, fixed = measure._fit_class(16, 1e11, 1e10, 2e-4, 0.01)  # grouped sizes; floor 200 us
+    eff, fixed = measure._fit_class(16, 1e11, 2e-4, 0.01)  # grouped sizes; floor 200 us
     assert eff == 0.25 and fixed == 2e-4
 
 

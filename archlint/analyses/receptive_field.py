@@ -82,23 +82,12 @@ def propagate(graph: ModelGraph, input_name: str, start: Field | None = None,
     shape = graph.shape(input_name)
     fields: dict[str, Field | None] = {input_name: start or Field.identity(len(shape or ()))}
     get = fields.get
-    registry = REGISTRY
     order = graph.layers()
     for layer, call in zip(order, calls if calls is not None else [None] * len(order)):
-        inputs = layer.inputs
-        if len(inputs) == 1:  # most layers: one data input, no list to build
-            only = get(inputs[0]) if inputs[0] else None
-            if only is None:
-                continue
-            ins = [only]
-        else:
-            ins = [get(t) if t else None for t in inputs]
-            for f in ins:
-                if f is not None:
-                    break
-            else:
-                continue
-        entry = registry.get(layer.kind)
+        ins = [get(t) if t else None for t in layer.inputs]
+        if ins.count(None) == len(ins):
+            continue
+        entry = REGISTRY.get(layer.kind)
         out: Field | None
         if entry is None or entry.rf_fn is None:
             present = rfops.merge(ins)
@@ -118,31 +107,18 @@ def compute(graph: ModelGraph, calls: Sequence[OpCall] | None = None) -> list[li
     """Per layer, in ``graph.layers()`` order: its first output's field with respect to each
     spatial input (an empty list where it depends on none)."""
     order = graph.layers()
-    records: list[list[RFRecord]] = [[] for _ in order] if len(spatial_inputs(graph)) > 1 else []
-    single = not records
-    none: list[RFRecord] = []  # shared by every layer with no field (never appended to)
+    records: list[list[RFRecord]] = [[] for _ in order]
     for name in spatial_inputs(graph):
         size = (graph.shape(name) or ())[2:]
-        fields = propagate(graph, name, calls=calls)
-        get = fields.get
-        made: dict[int, list[RFRecord]] = {}  # layers sharing one Field object share its record
-        for i, layer in enumerate(order):
-            outputs = layer.outputs
-            field = get(outputs[0]) if outputs else None
-            if field is None:
-                if single:
-                    records.append(none)
-                continue
-            key = id(field)
-            shared = made.get(key)
-            if shared is None:
-                shared = made[key] = [RFRecord.from_field(name, field, size)]
-            if single:
-                records.append(shared)
-            else:
-                records[i].append(shared[0])
-    if single and not records:
-        records = [none] * len(order)
+        get = propagate(graph, name, calls=calls).get
+        made: dict[int, RFRecord] = {}  # layers sharing one Field object share its record
+        for layer, found in zip(order, records):
+            field = get(layer.outputs[0]) if layer.outputs else None
+            if field is not None:
+                record = made.get(id(field))
+                if record is None:
+                    record = made[id(field)] = RFRecord.from_field(name, field, size)
+                found.append(record)
     return records
 
 

@@ -69,15 +69,12 @@ def moved_elements(graph: ModelGraph, tensor: str) -> int:
 
 
 class TrafficModel:
-    """The traffic and roofline estimate of one report: the profile's constants for the
-    chosen dtype, read once, and each tensor's :func:`moved_elements`, computed once (a
-    tensor is read by several layers)."""
+    """The traffic and roofline estimate of one report's layers, with each tensor's
+    :func:`moved_elements` computed once (a tensor is read by several layers)."""
 
     def __init__(self, graph: ModelGraph, profile: Profile, dtype: str) -> None:
         self.graph, self.profile, self.dtype = graph, profile, dtype
         self.elem = DTYPE_BYTES[dtype]
-        self.dense_peak = profile.peak(dtype) * profile.efficiency.get("dense", 1.0)
-        self.dense_overhead = profile.overhead_for("dense")
         self.moved: dict[str, int] = {}
 
     def layer(self, layer: Layer, flops: int | None) -> tuple[int, float | None, float]:
@@ -96,14 +93,10 @@ class TrafficModel:
                 elements += n
         nbytes = elements * self.elem
         f = flops or 0
-        profile = self.profile
-        if kind in ("conv", "conv_transpose"):
-            cls = layer_class(graph, layer)
-            cpg = None
-            if cls == "grouped":
-                x = graph.shape(layer.inputs[0])
-                cpg = x[1] // int(layer.attrs.get("groups", 1)) if x is not None and len(x) > 1 else None
-            time = roofline_time(f, nbytes, profile, self.dtype, cls, cpg)
-        else:  # roofline_time for the dense class, its constants read once
-            time = self.dense_overhead + max(f / self.dense_peak, nbytes / profile.bandwidth)
+        cls = layer_class(graph, layer)
+        cpg = None
+        if cls == "grouped":
+            x = graph.shape(layer.inputs[0])
+            cpg = x[1] // int(layer.attrs.get("groups", 1)) if x is not None and len(x) > 1 else None
+        time = roofline_time(f, nbytes, self.profile, self.dtype, cls, cpg)
         return nbytes, (f / nbytes) if nbytes else None, time

@@ -91,11 +91,10 @@ def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) 
     _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
     inferred, note = onnx_infer.infer_shapes(model)
     graph = _attach_shapes(_translate_nodes(model), inferred, note)
-    if note is None and graph.meta.pop("_missing_shapes", True):
+    if note is None and _missing_output_shape(graph):
         folded = _fold_and_infer(inferred)
         if folded is not None:
             graph = _translate(folded, note)
-    graph.meta.pop("_missing_shapes", None)
     graph.meta.update(format="onnx",
                       opset=max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=None))
     return graph
@@ -398,7 +397,7 @@ def _translate_nodes(model: onnx.ModelProto) -> _Nodes:
 
 def _attach_shapes(nodes: _Nodes, inferred: onnx.ModelProto, note: str | None) -> ModelGraph:
     """Shapes from the inferred model's value_info, then the attributes that depend on them,
-    then the edges. ``graph.meta["_missing_shapes"]``: some layer output has no shape."""
+    then the edges."""
     graph = nodes.graph
     if note:
         graph.meta.setdefault("warnings", []).append(note)
@@ -424,18 +423,14 @@ def _attach_shapes(nodes: _Nodes, inferred: onnx.ModelProto, note: str | None) -
             layer.attrs["malformed"] = True
     for layer, text in nodes.ignores:
         layer.attrs["archlint.ignore"] = text
-    tensors = graph.tensors
-    missing = False
-    for layer in graph.layers_as_added():
-        for t in layer.outputs:
-            if tensors[t].shape is None:
-                missing = True
-                break
-        if missing:
-            break
-    graph.meta["_missing_shapes"] = missing
     graph.connect()
     return graph
+
+
+def _missing_output_shape(graph: ModelGraph) -> bool:
+    """Some layer output has no static shape (read off the translated graph, not the proto)."""
+    tensors = graph.tensors
+    return any(tensors[t].shape is None for layer in graph.layers_as_added() for t in layer.outputs)
 
 
 def _param_inputs(node: onnx.NodeProto, initializers: dict[str, onnx.TensorProto]) -> list[str]:

@@ -50,8 +50,8 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "peak_flops": self.peak_flops, "bandwidth": self.bandwidth,
-                "overhead": self.overhead, "overheads": self.overheads, "grouped_channels": self.grouped_channels, "efficiency": self.efficiency, "description": self.description,
-                "sources": list(self.sources)}
+                "overhead": self.overhead, "overheads": self.overheads, "grouped_channels": self.grouped_channels,
+                "efficiency": self.efficiency, "description": self.description, "sources": list(self.sources)}
 
 
 def available() -> list[str]:
