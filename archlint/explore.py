@@ -62,9 +62,10 @@ def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, A
         row["est_speedup"] = base / row["est_time_s"] if row["est_time_s"] else None
     if measure:
         dtype = report.model.get("dtype") or "fp32"
-        from archlint.measure import time_convs
-        for row in rows:
-            row["measured_s"] = time_convs(variants[row["variant"]], dtype)
+        from archlint.measure import time_chains
+        times = time_chains([variants[row["variant"]] for row in rows], dtype)
+        for row, seconds in zip(rows, times):
+            row["measured_s"] = seconds
         for row in rows:
             row["measured_speedup"] = rows[0]["measured_s"] / row["measured_s"]
     return rows
@@ -72,7 +73,7 @@ def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, A
 
 def measure_finding(report: Report, finding: Any) -> None:
     """Attach measured before/after times to a substitution finding (AL101, AL102)."""
-    from archlint.measure import time_convs
+    from archlint.measure import time_chains
     v = find_conv(report, finding.layer)
     variants = chains(v)
     dtype = report.model.get("dtype") or "fp32"
@@ -83,6 +84,6 @@ def measure_finding(report: Report, finding: Any) -> None:
         after_chain = variants[f"grouped G={best}"]
     else:
         return
-    before, after = time_convs(variants["original"], dtype), time_convs(after_chain, dtype)
+    before, after = time_chains([variants["original"], after_chain], dtype)
     finding.details["measured_s"] = {"before": before, "after": after, "speedup": before / after}
     finding.message += f" Measured: {before * 1e3:.3f} ms -> {after * 1e3:.3f} ms ({before / after:.2f}x)."

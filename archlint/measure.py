@@ -2,8 +2,8 @@
 
 Layers are built at their exact shapes and dtype and timed with
 ``torch.utils.benchmark`` (warm-up, repeated runs, median), on CUDA when present, else
-the CPU. Results are cached per shape in ``$XDG_CACHE_HOME/archlint/measure.json`` so a
-rerun is instant. Only this module imports torch, and only when called.
+the CPU; the variants of one layer are timed interleaved (:func:`time_chains`). Results
+are cached per shape in ``$XDG_CACHE_HOME/archlint/measure.json`` so a rerun is instant. Only this module imports torch, and only when called.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,47 +55,95 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def time_convs(chain: list[ConvSpec], dtype: str = "fp32", min_run_time: float = 0.2, cache: bool = True) -> float:
-    """Median seconds of running the convs one after another (a replacement may be two)."""
+def _chain_key(chain: list[ConvSpec], device: str, dtype: str, torch: Any) -> str:
+    return f"{device}|{dtype}|{torch.__version__}|{torch.get_num_threads()}|" + " + ".join(c.key() for c in chain)
+
+
+def _read_cache() -> dict[str, float]:
+    path = _cache_path()
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(store: dict[str, float]) -> None:
+    path = _cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(store, indent=0))
+    except OSError:
+        pass
+
+
+def _build(chain: list[ConvSpec], device: str, tdtype: Any, torch: Any) -> tuple[Any, Any]:
+    first = chain[0]
+    conv_cls = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[len(first.size)]
+    layers = [conv_cls(c.ci, c.co, c.kernel, c.stride, tuple(k // 2 for k in c.kernel), groups=c.groups, bias=False)
+              for c in chain]
+    model = torch.nn.Sequential(*layers).to(device=device, dtype=tdtype).eval()
+    return model, torch.randn(first.n, first.ci, *first.size, device=device, dtype=tdtype)
+
+
+# one timed block lasts about this long; rounds go on until every chain has had min_run_time
+BLOCK_SECONDS = 0.01
+MIN_ROUNDS = 7
+
+
+def time_chains(chains: list[list[ConvSpec]], dtype: str = "fp32", min_run_time: float = 0.2,
+                cache: bool = True) -> list[float]:
+    """Median seconds per run of each chain of convs (a replacement may be two), measured
+    interleaved so that a speedup is a ratio of times taken under the same conditions.
+
+    Each round times one block of every chain (about ``BLOCK_SECONDS`` of back-to-back runs),
+    starting each round at the next chain; rounds repeat until every chain has run for
+    ``min_run_time`` and at least ``MIN_ROUNDS`` times; a chain's time is the median of its
+    blocks. Timing the original and each replacement one after the other instead, on a busy
+    2-core VM, gave the same replacement 0.97x in one run and 1.37x in the next: whatever
+    slowed the machine for a fraction of a second landed on one side only. The cache holds
+    one time per chain; when any chain of the set is missing, the whole set is re-timed."""
     torch = _torch()
     if dtype == "int8":
         raise ArchlintError("--measure supports fp32, fp16 and bf16 (int8 convs need a quantised backend)")
     device = _device()
-    key = f"{device}|{dtype}|{torch.__version__}|{torch.get_num_threads()}|" + " + ".join(c.key() for c in chain)
-    store: dict[str, float] = {}
-    path = _cache_path()
-    if cache and path.exists():
-        try:
-            store = json.loads(path.read_text())
-        except (OSError, ValueError):
-            store = {}
-        if key in store:
-            return float(store[key])
+    keys = [_chain_key(chain, device, dtype, torch) for chain in chains]
+    store = _read_cache() if cache else {}
+    if cache and all(k in store for k in keys):
+        return [float(store[k]) for k in keys]
     from torch.utils import benchmark
     tdtype = getattr(torch, TORCH_DTYPES[dtype])
-    first = chain[0]
-    nd = len(first.size)
-    conv_cls = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[nd]
-    layers = []
-    for c in chain:
-        pad = tuple(k // 2 for k in c.kernel)
-        layers.append(conv_cls(c.ci, c.co, c.kernel, c.stride, pad, groups=c.groups, bias=False))
-    model = torch.nn.Sequential(*layers).to(device=device, dtype=tdtype).eval()
-    x = torch.randn(first.n, first.ci, *first.size, device=device, dtype=tdtype)
+    timers, numbers = [], []
     with torch.no_grad():
-        for _ in range(3):
-            model(x)
-        timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x},
-                                num_threads=torch.get_num_threads())
-        result = timer.blocked_autorange(min_run_time=min_run_time).median
+        for chain in chains:
+            model, x = _build(chain, device, tdtype, torch)
+            for _ in range(3):
+                model(x)
+            timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x},
+                                    num_threads=torch.get_num_threads())
+            one = timer.timeit(1).median
+            timers.append(timer)
+            numbers.append(max(1, round(BLOCK_SECONDS / max(one, 1e-9))))
+        samples: list[list[float]] = [[] for _ in chains]
+        spent = [0.0] * len(chains)
+        rounds = 0
+        while rounds < MIN_ROUNDS or min(spent) < min_run_time:
+            for j in range(len(chains)):
+                i = (rounds + j) % len(chains)
+                t = timers[i].timeit(numbers[i]).median
+                samples[i].append(t)
+                spent[i] += t * numbers[i]
+            rounds += 1
+    result = [statistics.median(s) for s in samples]
     if cache:
-        store[key] = result
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(store, indent=0))
-        except OSError:
-            pass
-    return float(result)
+        store = _read_cache()
+        store.update(zip(keys, result))
+        _write_cache(store)
+    return result
+
+
+def time_convs(chain: list[ConvSpec], dtype: str = "fp32", min_run_time: float = 0.2, cache: bool = True) -> float:
+    """Median seconds of running one chain of convs (:func:`time_chains` of one)."""
+    return time_chains([chain], dtype, min_run_time, cache)[0]
 
 
 def calibrate(seconds: float = 0.3) -> dict[str, Any]:
@@ -117,9 +166,7 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
     bandwidth = 2 * elems * 4 / t
     tiny = ConvSpec(1, 1, 1, (1, 1), (1, 1), (1, 1), 1)
     overhead = time_convs([tiny], "fp32", seconds, cache=False)
-    efficiency, overheads = {}, {}
-    for cls, per_group in (("dense", None), ("grouped", 16), ("depthwise", 1)):
-        efficiency[cls], overheads[cls] = _fit_class(per_group, peak, overhead, seconds)
+    efficiency, overheads = _fit_classes(peak, overhead, seconds)
     return {"name": f"calibrated-{socket.gethostname()}",
             "description": f"measured by archlint calibrate on {device} with torch {torch.__version__}, "
                            f"{torch.get_num_threads()} threads",
@@ -131,21 +178,38 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
 # (size, channels) of the 3x3 convs each class is timed at: small layers, where the fixed cost
 # shows, to the calibration size of 28 px and 128 channels
 FIT_SIZES = ((14, 32), (14, 64), (28, 64), (28, 128))
+# input channels per group of each class's convs (None: one group)
+FIT_CLASSES = (("dense", None), ("grouped", 16), ("depthwise", 1))
 
 
-def _fit_class(per_group: int | None, peak: float, overhead: float, seconds: float) -> tuple[float, float]:
-    """Efficiency and fixed cost of one conv class, from a least-squares line ``t = a + b*F``
+def _fit_classes(peak: float, overhead: float, seconds: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Efficiency and fixed cost per conv class, from a least-squares line ``t = a + b*F``
     through 3x3 convs of several sizes (``FIT_SIZES``): ``efficiency = 1/(b*peak)``,
-    ``overhead = a``, never below the 1-channel conv's ``overhead``. On a 2-core CPU ``a``
-    came out at 80-140 us depending on the class, where a 1-channel conv costs 10-15 us: a
-    replacement that splits a small conv in two pays it twice. A degenerate fit (time not
-    growing with FLOPs) gives efficiency 1 and the plain ``overhead``."""
-    points = []
-    for size, c in FIT_SIZES:
-        groups = 1 if per_group is None else c // per_group
-        spec = ConvSpec(1, c, c, (size, size), (3, 3), (1, 1), groups)
-        flops = 2 * size * size * c * (c // groups) * 9
-        points.append((flops, time_convs([spec], "fp32", seconds, cache=False)))
+    ``overhead = a``, never below the 1-channel conv's ``overhead``. A degenerate fit (time
+    not growing with FLOPs) gives efficiency 1 and the plain ``overhead``.
+
+    On a 2-core CPU ``a`` came out at 70-90 us for dense convs and 90-120 us for grouped and
+    depthwise ones, where a 1-channel conv costs 10-15 us: a replacement that splits a small
+    conv in two pays it twice. All twelve convs are timed in one interleaved set
+    (:func:`time_chains`): timed class by class, a slow second on the VM once made grouped
+    convs' fixed cost equal dense ones' and turned 0.7x measured slowdowns into 1.2x estimates."""
+    specs, flops = [], []
+    for _, per_group in FIT_CLASSES:
+        for size, c in FIT_SIZES:
+            groups = 1 if per_group is None else c // per_group
+            specs.append([ConvSpec(1, c, c, (size, size), (3, 3), (1, 1), groups)])
+            flops.append(2 * size * size * c * (c // groups) * 9)
+    times = time_chains(specs, "fp32", seconds, cache=False)
+    efficiency, overheads = {}, {}
+    n = len(FIT_SIZES)
+    for i, (cls, _) in enumerate(FIT_CLASSES):
+        points = list(zip(flops[i * n:(i + 1) * n], times[i * n:(i + 1) * n]))
+        efficiency[cls], overheads[cls] = _fit_line(points, peak, overhead)
+    return efficiency, overheads
+
+
+def _fit_line(points: list[tuple[float, float]], peak: float, overhead: float) -> tuple[float, float]:
+    """``(efficiency, fixed cost)`` of the least-squares line through ``(flops, seconds)``."""
     n = len(points)
     mf = sum(f for f, _ in points) / n
     mt = sum(t for _, t in points) / n

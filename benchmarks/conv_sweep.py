@@ -3,9 +3,10 @@
     python benchmarks/conv_sweep.py [--profile calibrated.toml] [--seconds 0.3]
 
 Calibrates this machine (``archlint calibrate``) unless a profile is given, then for each of
-48 conv configurations (kernel, channels, resolution, stride) builds the layer, lets
+44 conv configurations (kernel, channels, resolution, stride) builds the layer, lets
 archlint estimate the depthwise-separable and grouped (G = 2, 4, 8) replacements with the
-same code the AL101/AL102 findings use, and times every variant with torch. Reports the
+same code the AL101/AL102 findings use, and times every variant with torch, interleaved
+(``explore --measure``: ``archlint.measure.time_chains``). Reports the
 Spearman rank correlation between estimated and measured speedups, and every estimate
 that promised more than 1.2x but measured no speedup.
 """

@@ -71,20 +71,26 @@ def test_fixed_cost_per_class():
 
 
 def test_calibration_fit_recovers_a_line(monkeypatch):
-    """``_fit_class`` fits t = a + F/(peak*eff) through the timed sizes. Fed exact times for
-    a = 90 us and eff 0.25 at peak 1e11 (so 40 ps per FLOP), it returns them; a fit whose
-    intercept falls below the 1-channel conv's cost keeps that cost instead."""
+    """``_fit_classes`` times every class's convs in one interleaved set and fits
+    t = a + F/(peak*eff) per class. Fed exact times (dense: a = 90 us, 40 ps per FLOP, so eff
+    0.25 at peak 1e11; grouped: a = 150 us, 50 ps; depthwise: a = 10 us, below the 1-channel
+    conv's 20 us), it returns them, and the depthwise fixed cost is floored at 20 us."""
     from archlint import measure
+    calls = []
 
-    def fake(chain, dtype, seconds, cache=True):
-        c = chain[0]
-        flops = 2 * c.size[0] * c.size[1] * c.co * (c.ci // c.groups) * 9
-        return 90e-6 + flops * 4e-11
-    monkeypatch.setattr(measure, "time_convs", fake)
-    eff, fixed = measure._fit_class(None, 1e11, 1e-5, 0.01)
-    assert eff == 0.25 and fixed == pytest.approx(90e-6)
-    eff, fixed = measure._fit_class(16, 1e11, 2e-4, 0.01)  # grouped sizes; floor 200 us
-    assert eff == 0.25 and fixed == 2e-4
+    def fake(chains, dtype, seconds, cache=True):
+        calls.append(len(chains))
+        out = []
+        for c, in chains:
+            flops = 2 * c.size[0] * c.size[1] * c.co * (c.ci // c.groups) * 9
+            line = {1: (90e-6, 4e-11), c.ci: (10e-6, 1e-10)}.get(c.groups, (150e-6, 5e-11))
+            out.append(line[0] + flops * line[1])
+        return out
+    monkeypatch.setattr(measure, "time_chains", fake)
+    eff, fixed = measure._fit_classes(1e11, 2e-5, 0.01)
+    assert calls == [12]
+    assert eff == {"dense": 0.25, "grouped": 0.2, "depthwise": 0.1}
+    assert fixed == pytest.approx({"dense": 90e-6, "grouped": 150e-6, "depthwise": 20e-6})
 
 
 def test_shipped_profiles_have_sources():
@@ -182,6 +188,40 @@ def test_measure_explore_and_check(tmp_path):
     findings = json.loads(check.stdout)["findings"]
     measured = [f for f in findings if f["code"] == "AL101"]
     assert measured and all(f["details"]["measured_s"]["before"] > 0 for f in measured)
+
+
+def test_timing_is_interleaved_and_cached(tmp_path, monkeypatch):
+    """time_chains times one block of every chain per round, each round starting one chain
+    later (A B C, B C A, C A B, ...), so a speedup compares times taken under the same
+    conditions. Each chain's time is cached; a set with every chain cached is not re-timed, and
+    a set with one chain missing re-times all of them."""
+    from torch.utils import benchmark
+
+    from archlint import measure
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    timed: list[int] = []
+
+    class Recorder(benchmark.Timer):
+        def __init__(self, *args, globals, **kwargs):
+            super().__init__(*args, globals=globals, **kwargs)
+            self.channels = globals["model"][0].in_channels
+
+        def timeit(self, number=1000000):
+            timed.append(self.channels)
+            return super().timeit(number)
+    monkeypatch.setattr(benchmark, "Timer", Recorder)
+    a, b, c = ([measure.ConvSpec(1, ci, 4, (6, 6), (3, 3), (1, 1), 1)] for ci in (1, 2, 3))
+    times = measure.time_chains([a, b, c], "fp32", 0.001)
+    assert len(times) == 3 and all(0 < t < 0.1 for t in times)
+    rounds = timed[3:]  # after one timing of each chain to size its blocks
+    assert timed[:3] == [1, 2, 3] and len(rounds) >= 3 * measure.MIN_ROUNDS and len(rounds) % 3 == 0
+    assert rounds[:9] == [1, 2, 3, 2, 3, 1, 3, 1, 2]
+    timed.clear()
+    assert measure.time_chains([c, a], "fp32", 0.001) == [times[2], times[0]] and timed == []
+    store = json.loads((tmp_path / "archlint" / "measure.json").read_text())
+    assert sorted(store.values()) == sorted(times)
+    fresh = measure.time_chains([a, [measure.ConvSpec(1, 5, 4, (6, 6), (3, 3), (1, 1), 1)]], "fp32", 0.001)
+    assert set(timed) == {1, 5} and fresh[0] != times[0]
 
 
 def test_calibrate_writes_a_loadable_profile(tmp_path):
