@@ -66,8 +66,7 @@ def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, A
         times = time_chains([variants[row["variant"]] for row in rows], dtype)
         for row, seconds in zip(rows, times):
             row["measured_s"] = seconds
-        for row in rows:
-            row["measured_speedup"] = rows[0]["measured_s"] / row["measured_s"]
+            row["measured_speedup"] = times[0] / seconds
     return rows
 
 

@@ -3,7 +3,8 @@
 Layers are built at their exact shapes and dtype and timed with
 ``torch.utils.benchmark`` (warm-up, repeated runs, median), on CUDA when present, else
 the CPU; the variants of one layer are timed interleaved (:func:`time_chains`). Results
-are cached per shape in ``$XDG_CACHE_HOME/archlint/measure.json`` so a rerun is instant. Only this module imports torch, and only when called.
+are cached per shape in ``$XDG_CACHE_HOME/archlint/measure.json`` so a rerun is instant.
+Only this module imports torch, and only when called.
 """
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ def calibrate(seconds: float = 0.3) -> dict[str, Any]:
             "sources": ["archlint calibrate: fp32 matmul, tensor copy and 3x3 convs timed with torch.utils.benchmark"]}
 
 
-# (size, channels) of the 3x3 convs each class is timed at: small layers, where the fixed cost
-# shows, to the calibration size of 28 px and 128 channels
+# (size, channels) of the 3x3 convs each class is timed at: from small layers, where the
+# fixed cost shows, up to 28 px and 128 channels
 FIT_SIZES = ((14, 32), (14, 64), (28, 64), (28, 128))
 # input channels per group of each class's convs (None: one group)
 FIT_CLASSES = (("dense", None), ("grouped", 16), ("depthwise", 1))
@@ -210,15 +211,13 @@ def _fit_classes(peak: float, overhead: float, seconds: float) -> tuple[dict[str
 
 def _fit_line(points: list[tuple[float, float]], peak: float, overhead: float) -> tuple[float, float]:
     """``(efficiency, fixed cost)`` of the least-squares line through ``(flops, seconds)``."""
-    n = len(points)
-    mf = sum(f for f, _ in points) / n
-    mt = sum(t for _, t in points) / n
-    var = sum((f - mf) ** 2 for f, _ in points)
-    slope = sum((f - mf) * (t - mt) for f, t in points) / var if var else 0.0
+    try:
+        slope, intercept = statistics.linear_regression(*zip(*points))
+    except statistics.StatisticsError:  # every point at the same FLOPs
+        slope = 0.0
     if slope <= 0:
         return 1.0, overhead
-    intercept = max(mt - slope * mf, overhead)
-    return round(min(1.0, 1 / (slope * peak)), 4), intercept
+    return round(min(1.0, 1 / (slope * peak)), 4), max(intercept, overhead)
 
 
 def to_toml(profile: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -257,8 +257,7 @@ def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
         if not onnx_fold.fold(candidate):
             break
         try:
-            inferred = changed = onnx.shape_inference.infer_shapes(candidate, check_type=False, strict_mode=False,
-                                                                   data_prop=True)
+            inferred = changed = onnx_infer.infer(candidate)
         except Exception:
             break
     return changed
@@ -303,7 +302,7 @@ class _Nodes:
 
     graph: ModelGraph
     opset: int
-    normalise: list[Layer]  # layers whose attributes :func:`_normalise` reads, with shapes
+    normalise: list[Layer]  # layers with a :data:`NORMALISERS` entry: run once shapes are known
     ignores: list[tuple[Layer, str]]  # ``archlint.ignore`` metadata, added after normalising
 
 
@@ -373,7 +372,7 @@ def _translate_nodes(model: onnx.ModelProto) -> _Nodes:
         layer = Layer(name or f"{op_type}_{index}", op, kind, inputs, outputs, attrs, weights,
                       _module_name(node) if props or name.startswith("/") else None)
         if kind != UNKNOWN:
-            if op_type in NORMALISED_OPS or op_type.startswith("Reduce"):
+            if op_type in NORMALISERS:
                 normalise.append(layer)  # may read tensor shapes: done once they are known
             else:
                 layer.attrs = {}  # the kind's formulas read no attribute
@@ -417,7 +416,7 @@ def _attach_shapes(nodes: _Nodes, inferred: onnx.ModelProto, note: str | None) -
     for layer in nodes.normalise:
         op_type = layer.op
         try:
-            layer.attrs = _normalise(op_type, layer.attrs, layer.inputs, graph, opset)
+            layer.attrs = NORMALISERS[op_type](op_type, layer.attrs, layer.inputs, graph, opset)
         except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError):
             layer.kind = UNKNOWN  # malformed attributes: listed as not costed, never guessed
             layer.attrs["malformed"] = True
@@ -498,97 +497,139 @@ def _ints(graph: ModelGraph, name: str | None) -> list[Any] | None:
     return graph.constants.get(name)
 
 
-# The op types :func:`_normalise` reads attributes of (and every ``Reduce*``); the others'
-# formulas need none.
-NORMALISED_OPS = frozenset({
-    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv", "Gemm", "Einsum",
-    "Softmax", "LogSoftmax", "Hardmax", "Concat", "Gather", "GatherElements", "Split", "Transpose", "Resize",
-    "Upsample", "Pad", "Slice", "DepthToSpace", "SpaceToDepth", "ArgMax", "ArgMin"})
+def _text(v: Any) -> Any:
+    return v.decode() if isinstance(v, bytes) else v
 
 
-def _normalise(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-               opset: int) -> dict[str, Any]:
-    """Translate ONNX attributes into the registry's normalised attributes."""
-    out: dict[str, Any] = {}
-
-    def s(v: Any) -> Any:
-        return v.decode() if isinstance(v, bytes) else v
-
-    if op_type in ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv"):
-        wname = inputs[3] if op_type == "QLinearConv" else (inputs[1] if len(inputs) > 1 else None)
-        wshape = graph.shape(wname) if wname else None
-        kernel = list(attrs.get("kernel_shape") or (wshape[2:] if wshape else []))
-        n = len(kernel)
-        out.update(kernel=kernel, stride=list(attrs.get("strides") or [1] * n),
-                   dilation=list(attrs.get("dilations") or [1] * n),
-                   pads=list(attrs.get("pads") or [0] * (2 * n)), auto_pad=s(attrs.get("auto_pad", "NOTSET")),
-                   groups=attrs.get("group", 1), ceil_mode=bool(attrs.get("ceil_mode", 0)))
-        if op_type == "ConvTranspose":
-            out["output_padding"] = list(attrs.get("output_padding") or [0] * n)
-            if "output_shape" in attrs:
-                out["output_shape"] = list(attrs["output_shape"])
-        if op_type in ("MaxPool", "AveragePool", "LpPool"):
-            out["mode"] = {"MaxPool": "max", "AveragePool": "avg", "LpPool": "lp"}[op_type]
-            out["count_include_pad"] = bool(attrs.get("count_include_pad", 0))
-    elif op_type == "Gemm":
-        out.update(trans_a=bool(attrs.get("transA", 0)), trans_b=bool(attrs.get("transB", 0)))
-    elif op_type == "Einsum":
-        out["equation"] = s(attrs.get("equation"))
-    elif op_type in ("Softmax", "LogSoftmax", "Hardmax"):
-        out["axis"] = attrs.get("axis", -1 if opset >= 13 else 1)
-    elif op_type in ("Concat", "Gather", "GatherElements", "Split"):
-        out["axis"] = attrs.get("axis", 0)
-    elif op_type == "Transpose":
-        if "perm" in attrs:
-            out["perm"] = list(attrs["perm"])
-    elif op_type in ("Resize", "Upsample"):
-        mode = s(attrs.get("mode", "nearest"))
-        out["mode"] = {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
-        out["coordinate_transformation_mode"] = s(attrs.get("coordinate_transformation_mode", "half_pixel"))
-    elif op_type == "Pad":
-        pads = attrs.get("pads") or attrs.get("paddings") or _ints(graph, inputs[1] if len(inputs) > 1 else None)
-        axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
-        if pads is not None and axes is not None:
-            rank = len(graph.shape(inputs[0]) or ())
-            if rank:
-                full = [0] * (2 * rank)
-                for i, a in enumerate(axes):
-                    full[a % rank] = pads[i]
-                    full[rank + a % rank] = pads[len(axes) + i]
-                pads = full
-        out["pads"] = list(pads) if pads is not None else None
-        out["mode"] = s(attrs.get("mode", "constant"))
-    elif op_type == "Slice":
-        if opset < 10 or "starts" in attrs:
-            starts, axes, steps = attrs.get("starts"), attrs.get("axes"), None
-        else:  # the field needs where the slice starts and its step; its end only sets the size
-            starts = _ints(graph, inputs[1] if len(inputs) > 1 else None)
-            axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
-            steps = _ints(graph, inputs[4] if len(inputs) > 4 else None)
-        if starts is not None:
-            rank = len(graph.shape(inputs[0]) or ()) or len(starts)
-            axes = list(axes) if axes is not None else list(range(len(starts)))
-            steps = list(steps) if steps is not None else [1] * len(starts)
-            size = graph.shape(inputs[0])
-            st = {}
-            for a, b, step in zip(axes, starts, steps):
-                a %= rank
-                if size is not None:
-                    b = max(min(b, size[a]), -size[a])
-                st[a] = b
-            out["starts"] = st
-            out["steps"] = {a % rank: step for a, step in zip(axes, steps)}
-    elif op_type in ("DepthToSpace", "SpaceToDepth"):
-        out["blocksize"] = attrs.get("blocksize")
-        out["mode"] = s(attrs.get("mode", "DCR"))
-    elif op_type.startswith("Reduce") or op_type in ("ArgMax", "ArgMin"):
-        axes = attrs.get("axes")
-        if axes is None and len(inputs) > 1:
-            axes = _ints(graph, inputs[1])
-        if op_type in ("ArgMax", "ArgMin"):
-            axes = [attrs.get("axis", 0)]
-        if axes is None and attrs.get("noop_with_empty_axes", 0):
-            axes = []
-        out["axes"] = list(axes) if axes is not None else None
-        out["keepdims"] = bool(attrs.get("keepdims", 1))
+def _norm_window(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                 opset: int) -> dict[str, Any]:
+    """Conv, ConvTranspose, pools: kernel (the attribute, else the weight's spatial dims),
+    stride, dilation, pads, groups; output padding for a transposed conv, mode for a pool."""
+    wname = inputs[3] if op_type == "QLinearConv" else (inputs[1] if len(inputs) > 1 else None)
+    wshape = graph.shape(wname) if wname else None
+    kernel = list(attrs.get("kernel_shape") or (wshape[2:] if wshape else []))
+    n = len(kernel)
+    out = dict(kernel=kernel, stride=list(attrs.get("strides") or [1] * n),
+               dilation=list(attrs.get("dilations") or [1] * n),
+               pads=list(attrs.get("pads") or [0] * (2 * n)), auto_pad=_text(attrs.get("auto_pad", "NOTSET")),
+               groups=attrs.get("group", 1), ceil_mode=bool(attrs.get("ceil_mode", 0)))
+    if op_type == "ConvTranspose":
+        out["output_padding"] = list(attrs.get("output_padding") or [0] * n)
+        if "output_shape" in attrs:
+            out["output_shape"] = list(attrs["output_shape"])
+    if op_type in ("MaxPool", "AveragePool", "LpPool"):
+        out["mode"] = {"MaxPool": "max", "AveragePool": "avg", "LpPool": "lp"}[op_type]
+        out["count_include_pad"] = bool(attrs.get("count_include_pad", 0))
     return out
+
+
+def _norm_gemm(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+               opset: int) -> dict[str, Any]:
+    return {"trans_a": bool(attrs.get("transA", 0)), "trans_b": bool(attrs.get("transB", 0))}
+
+
+def _norm_einsum(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                 opset: int) -> dict[str, Any]:
+    return {"equation": _text(attrs.get("equation"))}
+
+
+def _norm_softmax(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                  opset: int) -> dict[str, Any]:
+    """The default axis changed from 1 to -1 in opset 13."""
+    return {"axis": attrs.get("axis", -1 if opset >= 13 else 1)}
+
+
+def _norm_axis(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+               opset: int) -> dict[str, Any]:
+    return {"axis": attrs.get("axis", 0)}
+
+
+def _norm_transpose(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                    opset: int) -> dict[str, Any]:
+    return {"perm": list(attrs["perm"])} if "perm" in attrs else {}
+
+
+def _norm_resize(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                 opset: int) -> dict[str, Any]:
+    mode = _text(attrs.get("mode", "nearest"))
+    return {"mode": {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode),
+            "coordinate_transformation_mode": _text(attrs.get("coordinate_transformation_mode", "half_pixel"))}
+
+
+def _norm_pad(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+              opset: int) -> dict[str, Any]:
+    """Pads from the attribute (opset < 11) or the constant input, spread over every axis
+    when an ``axes`` input names only some."""
+    pads = attrs.get("pads") or attrs.get("paddings") or _ints(graph, inputs[1] if len(inputs) > 1 else None)
+    axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
+    if pads is not None and axes is not None:
+        rank = len(graph.shape(inputs[0]) or ())
+        if rank:
+            full = [0] * (2 * rank)
+            for i, a in enumerate(axes):
+                full[a % rank] = pads[i]
+                full[rank + a % rank] = pads[len(axes) + i]
+            pads = full
+    return {"pads": list(pads) if pads is not None else None, "mode": _text(attrs.get("mode", "constant"))}
+
+
+def _norm_slice(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                opset: int) -> dict[str, Any]:
+    """Where the slice starts on each axis and its step (the field needs them; its end only
+    sets the size)."""
+    out: dict[str, Any] = {}
+    if opset < 10 or "starts" in attrs:
+        starts, axes, steps = attrs.get("starts"), attrs.get("axes"), None
+    else:
+        starts = _ints(graph, inputs[1] if len(inputs) > 1 else None)
+        axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
+        steps = _ints(graph, inputs[4] if len(inputs) > 4 else None)
+    if starts is not None:
+        rank = len(graph.shape(inputs[0]) or ()) or len(starts)
+        axes = list(axes) if axes is not None else list(range(len(starts)))
+        steps = list(steps) if steps is not None else [1] * len(starts)
+        size = graph.shape(inputs[0])
+        st = {}
+        for a, b, step in zip(axes, starts, steps):
+            a %= rank
+            if size is not None:
+                b = max(min(b, size[a]), -size[a])
+            st[a] = b
+        out["starts"] = st
+        out["steps"] = {a % rank: step for a, step in zip(axes, steps)}
+    return out
+
+
+def _norm_depth_to_space(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                         opset: int) -> dict[str, Any]:
+    return {"blocksize": attrs.get("blocksize"), "mode": _text(attrs.get("mode", "DCR"))}
+
+
+def _norm_reduce(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                 opset: int) -> dict[str, Any]:
+    """Axes from the attribute or (opset 18) the constant input; ArgMax/ArgMin reduce one ``axis``."""
+    axes = attrs.get("axes")
+    if axes is None and len(inputs) > 1:
+        axes = _ints(graph, inputs[1])
+    if op_type in ("ArgMax", "ArgMin"):
+        axes = [attrs.get("axis", 0)]
+    if axes is None and attrs.get("noop_with_empty_axes", 0):
+        axes = []
+    return {"axes": list(axes) if axes is not None else None, "keepdims": bool(attrs.get("keepdims", 1))}
+
+
+Normaliser = Callable[[str, dict[str, Any], list[str], ModelGraph, int], dict[str, Any]]
+
+# ONNX op type -> the function that translates its attributes into the registry's
+# normalised attributes (they may read tensor shapes, so they run once shapes are known).
+# An op type not listed here keeps no attributes: its kind's formulas read none.
+NORMALISERS: dict[str, Normaliser] = {
+    **dict.fromkeys(("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv"),
+                    _norm_window),
+    "Gemm": _norm_gemm, "Einsum": _norm_einsum,
+    **dict.fromkeys(("Softmax", "LogSoftmax", "Hardmax"), _norm_softmax),
+    **dict.fromkeys(("Concat", "Gather", "GatherElements", "Split"), _norm_axis),
+    "Transpose": _norm_transpose, "Resize": _norm_resize, "Upsample": _norm_resize, "Pad": _norm_pad,
+    "Slice": _norm_slice, "DepthToSpace": _norm_depth_to_space, "SpaceToDepth": _norm_depth_to_space,
+    **dict.fromkeys([op for op in OP_KINDS if op.startswith("Reduce")] + ["ArgMax", "ArgMin"], _norm_reduce),
+}

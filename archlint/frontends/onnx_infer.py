@@ -16,13 +16,17 @@ DTYPES = {v: helper.tensor_dtype_to_np_dtype(v).name for v in TensorProto.DataTy
           if v not in (TensorProto.UNDEFINED, TensorProto.STRING)}
 
 
-def infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
-    """onnx shape inference with data propagation; where shapes stay unknown, fold the
-    constant shape arithmetic (:mod:`onnx_fold`) and infer again. On failure keep the
-    declared shapes and let the registry's shape rules fill the gaps."""
-    def infer(m: onnx.ModelProto) -> onnx.ModelProto:
-        return onnx.shape_inference.infer_shapes(m, check_type=False, strict_mode=False, data_prop=True)
+def infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    """onnx shape inference with data propagation (shapes computed from constant shape
+    arithmetic), lenient about types; raises what onnx raises."""
+    return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
 
+
+def infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+    """:func:`infer`, then :func:`fix_ceil_mode_pools` until no pool disagrees. On failure
+    keep the declared shapes, with a note saying so, and let the registry's shape rules fill
+    the gaps. (Folding constant shape arithmetic where shapes stay unknown is the frontend's
+    next step, ``onnx_frontend._fold_and_infer``.)"""
     try:
         inferred = infer(model)
     except Exception as exc:
@@ -83,7 +87,7 @@ def fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> on
     del model.graph.value_info[:]
     model.graph.value_info.extend(pinned.values())
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        return infer(model)
     except Exception:
         return None
 
