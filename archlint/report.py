@@ -13,10 +13,7 @@ from archlint.analyses import receptive_field as rf_analysis
 from archlint.analyses.receptive_field import RFRecord
 from archlint.analyses.shapes import fill_missing_shapes
 from archlint.ir import ModelGraph, Shape
-
-
-# Kinds that only compute shapes or pass data through unchanged; hidden from the table by default.
-PLUMBING_KINDS = frozenset({"constant", "identity"})
+from archlint.ops import registry
 
 
 @dataclass(slots=True)
@@ -46,7 +43,7 @@ class LayerRecord:
     @property
     def plumbing(self) -> bool:
         """Shape arithmetic or a pass-through copy: not shown in the table by default."""
-        return self.kind in PLUMBING_KINDS or not self.is_data
+        return registry.get(self.kind).hidden or not self.is_data
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -248,7 +245,7 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
             if cost_analysis.is_data_tensor(graph, t):
                 is_data = True
                 out_bytes += cost_analysis.tensor_bytes(graph, t)
-        if layer.kind != "constant":
+        if registry.get(layer.kind).data_flow:
             activation += out_bytes
         ins = []
         for t in layer.inputs:

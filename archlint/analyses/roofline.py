@@ -24,21 +24,13 @@ from __future__ import annotations
 import math
 
 from archlint.ir import Layer, ModelGraph
+from archlint.ops import registry
 from archlint.profiles import DTYPE_BYTES, Profile
-
-VIEW_KINDS = frozenset({"reshape", "identity", "constant", "split"})
 
 
 def layer_class(graph: ModelGraph, layer: Layer) -> str:
-    """``depthwise`` (groups = input channels > 1), ``grouped`` (1 < groups), else ``dense``."""
-    if layer.kind in ("conv", "conv_transpose"):
-        groups = int(layer.attrs.get("groups", 1) or 1)
-        x = graph.shape(layer.inputs[0]) if layer.inputs else None
-        if groups > 1 and x is not None and len(x) > 1 and groups == x[1]:
-            return "depthwise"
-        if groups > 1:
-            return "grouped"
-    return "dense"
+    """The registry's conv class of the layer: ``dense``, ``grouped`` or ``depthwise``."""
+    return registry.get(layer.kind).conv_class(layer.attrs, graph.shape(layer.inputs[0]) if layer.inputs else None)
 
 
 def roofline_time(flops: float, nbytes: float, profile: Profile, dtype: str, cls: str = "dense",
@@ -80,8 +72,7 @@ class TrafficModel:
 
     def layer(self, layer: Layer, flops: int | None) -> tuple[int, float | None, float]:
         """``(bytes, intensity, time)`` of one layer (module docstring for the formulas)."""
-        kind = layer.kind
-        if kind in VIEW_KINDS:
+        if not registry.get(layer.kind).moves_data:
             return 0, None, 0.0
         graph, moved = self.graph, self.moved
         tensors = layer.inputs + layer.outputs

@@ -618,6 +618,16 @@ def _norm_reduce(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: 
     return {"axes": list(axes) if axes is not None else None, "keepdims": bool(attrs.get("keepdims", 1))}
 
 
+_NORM_NAMES = {"BatchNormalization": "batch", "LayerNormalization": "layer", "InstanceNormalization": "instance",
+               "GroupNormalization": "group", "LpNormalization": "lp", "LRN": "lrn",
+               "MeanVarianceNormalization": "mvn", "RMSNormalization": "rms"}
+
+
+def _norm_norm(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+               opset: int) -> dict[str, Any]:
+    return {"norm": _NORM_NAMES[op_type]}
+
+
 Normaliser = Callable[[str, dict[str, Any], list[str], ModelGraph, int], dict[str, Any]]
 
 # ONNX op type -> the function that translates its attributes into the registry's
@@ -630,6 +640,7 @@ NORMALISERS: dict[str, Normaliser] = {
     **dict.fromkeys(("Softmax", "LogSoftmax", "Hardmax"), _norm_softmax),
     **dict.fromkeys(("Concat", "Gather", "GatherElements", "Split"), _norm_axis),
     "Transpose": _norm_transpose, "Resize": _norm_resize, "Upsample": _norm_resize, "Pad": _norm_pad,
+    **dict.fromkeys(_NORM_NAMES, _norm_norm),
     "Slice": _norm_slice, "DepthToSpace": _norm_depth_to_space, "SpaceToDepth": _norm_depth_to_space,
     **dict.fromkeys([op for op in OP_KINDS if op.startswith("Reduce")] + ["ArgMax", "ArgMin"], _norm_reduce),
 }

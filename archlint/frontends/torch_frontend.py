@@ -32,6 +32,7 @@ from archlint.errors import ArchlintError
 from archlint.frontends.torch_ops import OP_HANDLERS, module_entry, op_name
 from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
+from archlint.ops import registry
 from archlint.ops.registry import UNKNOWN
 
 
@@ -465,17 +466,20 @@ class _Translator:
         in_shape = self.graph.shape(data_inputs[0]) if data_inputs else None
         entry = module_entry(mod, len(in_shape) if in_shape else None)
         kind, attrs, param_attrs = entry if entry else (UNKNOWN, {}, [])
+        spec = registry.get(kind)
         weights: list[str] = []
-        inputs = list(data_inputs[:3] if kind == "multihead_attention" else data_inputs[:1] if kind in (
-            "conv", "conv_transpose", "linear", "norm", "activation") else data_inputs)
-        if kind in ("multihead_attention",) and len(inputs) == 1:
-            inputs = inputs * 3
+        # the registry's data slots (a self-attention call passes one tensor for query, key and value)
+        n_data = len(data_inputs) if spec.variadic else spec.data_slots
+        inputs = list(data_inputs[:n_data])
+        if inputs and len(inputs) < n_data:
+            inputs += [inputs[0]] * (n_data - len(inputs))
+        weight_slot = spec.slot("weight") is not None
         for attr in param_attrs:
             p = getattr(mod, attr, None) if "." not in attr else mod.get_parameter(attr)
             if isinstance(p, torch.Tensor):
                 tname = self.param_name(p, f"{node.target}.{attr}")
                 weights.append(tname)
-                if kind in ("conv", "conv_transpose", "linear"):
+                if weight_slot:
                     inputs.append(tname)
         for pname, p in mod.named_parameters():
             tname = self.param_name(p, f"{node.target}.{pname}")

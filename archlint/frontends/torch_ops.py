@@ -77,7 +77,7 @@ def module_entry(mod: nn.Module, in_rank: int | None) -> tuple[str, Attrs, list[
         return kind, {"mode": "avg" if "Avg" in type(mod).__name__ else "max"}, []
     if isinstance(mod, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)) or \
             type(mod).__name__ == "RMSNorm":
-        return "norm", {}, ["weight", "bias"]
+        return "norm", {"norm": _norm_name(mod)}, ["weight", "bias"]
     if isinstance(mod, (nn.Softmax, nn.LogSoftmax, nn.Softmin)):
         return "softmax", {"axis": mod.dim if mod.dim is not None else -1}, []
     if isinstance(mod, nn.MultiheadAttention):
@@ -104,6 +104,16 @@ def module_entry(mod: nn.Module, in_rank: int | None) -> tuple[str, Attrs, list[
     if isinstance(mod, nn.Embedding):
         return "gather", {"axis": 0}, ["weight"]
     return None
+
+
+def _norm_name(mod: nn.Module) -> str:
+    """``batch`` for BatchNorm (any rank, SyncBatchNorm), ``instance``, ``layer``, ``group``, ..."""
+    if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+        return "batch"
+    if isinstance(mod, nn.modules.instancenorm._InstanceNorm):
+        return "instance"
+    return {"LayerNorm": "layer", "GroupNorm": "group", "LocalResponseNorm": "lrn", "RMSNorm": "rms"}.get(
+        type(mod).__name__, "other")
 
 
 def _spatial(mod: nn.Module, in_rank: int | None) -> int:
@@ -312,10 +322,12 @@ OP_HANDLERS: dict[str, Handler] = {
     "upsample_bicubic2d": _upsample_aten("cubic"), "_upsample_nearest_exact2d": _upsample_aten("nearest"),
     "_upsample_bicubic2d_aa": _upsample_aten("cubic"), "_upsample_bilinear2d_aa": _upsample_aten("linear"),
     "im2col": _const("reshape"), "col2im": _const("reshape"), "unfold": _const("reshape"), "fold": _const("reshape"),
-    "batch_norm": _const("norm"), "layer_norm": _const("norm"), "group_norm": _const("norm"),
-    "instance_norm": _const("norm"), "normalize": _const("norm"), "rms_norm": _const("norm"),
-    "local_response_norm": _const("norm"), "native_layer_norm": _const("norm"),
-    "_native_batch_norm_legit_no_training": _const("norm"), "native_group_norm": _const("norm"),
+    "batch_norm": _const("norm", norm="batch"), "layer_norm": _const("norm", norm="layer"),
+    "group_norm": _const("norm", norm="group"), "instance_norm": _const("norm", norm="instance"),
+    "normalize": _const("norm", norm="lp"), "rms_norm": _const("norm", norm="rms"),
+    "local_response_norm": _const("norm", norm="lrn"), "native_layer_norm": _const("norm", norm="layer"),
+    "_native_batch_norm_legit_no_training": _const("norm", norm="batch"),
+    "native_group_norm": _const("norm", norm="group"),
     "softmax": _dim_attr("softmax", "axis", 1), "log_softmax": _dim_attr("softmax", "axis", 1),
     "_softmax": _dim_attr("softmax", "axis", 1), "_log_softmax": _dim_attr("softmax", "axis", 1),
     "softmin": _dim_attr("softmax", "axis", 1),

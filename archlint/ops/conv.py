@@ -9,10 +9,39 @@ Conv weight is ``[Co, Ci/G, *k]``; ConvTranspose weight is ``[Ci, Co/G, *k]``.
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
 
 from archlint.ir import Shape
 from archlint.ops import rf
 from archlint.ops.registry import OpCall, kind, numel
+from archlint.ops.rf import effective_kernel
+
+
+class WindowAttrs(TypedDict, total=False):
+    """Normalised attributes of sliding-window ops (conv, conv_transpose, pool)."""
+
+    kernel: list[int]
+    stride: list[int]
+    dilation: list[int]
+    pads: list[int]
+    auto_pad: str
+    groups: int
+    ceil_mode: bool
+    output_padding: list[int]
+    output_shape: list[int]
+    mode: str
+    count_include_pad: bool
+
+
+def conv_class(attrs: dict[str, Any], x: Shape | None) -> str:
+    """``depthwise`` when groups equal the input channels (> 1), ``grouped`` for any other
+    groups > 1, else ``dense``."""
+    groups = int(attrs.get("groups", 1) or 1)
+    if groups > 1 and x is not None and len(x) > 1 and groups == x[1]:
+        return "depthwise"
+    return "grouped" if groups > 1 else "dense"
+
+
 
 
 def resolve_pads(call: OpCall) -> tuple[list[int], list[int]]:
@@ -30,7 +59,7 @@ def resolve_pads(call: OpCall) -> tuple[list[int], list[int]]:
         begins, ends = [], []
         for i in range(n):
             size = call.x[2 + i]
-            k_eff = dilation[i] * (kernel[i] - 1) + 1
+            k_eff = effective_kernel(kernel[i], dilation[i])
             total = max((-(-size // stride[i]) - 1) * stride[i] + k_eff - size, 0)
             small = total // 2
             begin = small if auto_pad == "SAME_UPPER" else total - small
@@ -46,7 +75,7 @@ def resolve_pads(call: OpCall) -> tuple[list[int], list[int]]:
 def window_output_size(size: int, k: int, s: int, d: int, begin: int, end: int, ceil_mode: bool = False) -> int:
     """``floor((in + pb + pe - d*(k-1) - 1)/s) + 1``; with ``ceil_mode`` use ceil and drop a
     last window that would start inside the end padding (PyTorch/ONNX rule)."""
-    span = size + begin + end - d * (k - 1) - 1
+    span = size + begin + end - effective_kernel(k, d)
     if not ceil_mode:
         return span // s + 1
     out = -(-span // s) + 1
@@ -87,7 +116,8 @@ def _window_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
 
 
 CONV = kind("conv", "Convolution (any spatial rank, grouped and depthwise included).",
-            examples=("Conv", "nn.Conv2d", "F.conv2d"))
+            examples=("Conv", "nn.Conv2d", "F.conv2d"), slots=("data", "weight", "bias"), sliding_window=True,
+            is_conv=True, channel_axis=1, attrs=WindowAttrs, conv_class_fn=conv_class)
 
 
 @CONV.shape
@@ -114,7 +144,8 @@ CONV.rf(_window_rf)
 
 
 CONV_TRANSPOSE = kind("conv_transpose", "Transposed (fractionally strided) convolution.",
-                      examples=("ConvTranspose", "nn.ConvTranspose2d", "F.conv_transpose2d"))
+                      examples=("ConvTranspose", "nn.ConvTranspose2d", "F.conv_transpose2d"),
+                      slots=("data", "weight", "bias"), attrs=WindowAttrs, conv_class_fn=conv_class)
 
 
 @CONV_TRANSPOSE.shape
@@ -127,7 +158,8 @@ def conv_transpose_shape(call: OpCall) -> list[Shape]:
     pads = call.attr("pads") or [0] * (2 * n)
     out_pad = call.attr("output_padding") or [0] * n
     x = call.x
-    spatial = [(x[2 + i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1 - pads[i] - pads[n + i] + out_pad[i]
+    spatial = [(x[2 + i] - 1) * stride[i] + effective_kernel(kernel[i], dilation[i]) - pads[i] - pads[n + i]
+               + out_pad[i]
                for i in range(n)]
     return [(x[0], call.input(1)[1] * call.attr("groups", 1), *spatial)]
 

@@ -10,6 +10,7 @@ operands with ``equation``; attention ``[q, k, v, (mask)]``; multihead_attention
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 from archlint.ir import Shape
 from archlint.ops import rf
@@ -31,6 +32,26 @@ def _mixes_positions(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | 
     return field
 
 
+class LinearAttrs(TypedDict, total=False):
+    """Gemm's transposes, or torch's ``[out, in]`` weight layout."""
+
+    trans_a: bool
+    trans_b: bool
+    weight_layout: str
+
+
+class EinsumAttrs(TypedDict, total=False):
+    equation: str
+
+
+class MultiheadAttentionAttrs(TypedDict, total=False):
+    embed_dim: int
+    num_heads: int
+    kdim: int
+    vdim: int
+    batch_first: bool
+
+
 def _dense_flops(call: OpCall, macs: int) -> int:
     """``2 * MACs``, plus ``numel(out)`` for a bias add."""
     bias = len(call.in_shapes) > 2 and call.in_shapes[2] is not None
@@ -38,7 +59,8 @@ def _dense_flops(call: OpCall, macs: int) -> int:
 
 
 LINEAR = kind("linear", "Fully connected layer (Gemm, nn.Linear, F.linear, MatMul with a weight).",
-              examples=("Gemm", "nn.Linear", "F.linear"))
+              examples=("Gemm", "nn.Linear", "F.linear"), slots=("data", "weight", "bias"), channel_axis=-1,
+              attrs=LinearAttrs)
 
 
 @LINEAR.shape
@@ -69,7 +91,7 @@ LINEAR.rf(_mixes_positions)
 
 
 MATMUL = kind("matmul", "Matrix product of two activations (MatMul, torch.matmul, @, bmm).",
-              examples=("MatMul", "torch.matmul", "operator.matmul"))
+              examples=("MatMul", "torch.matmul", "operator.matmul"), slots=("data", "data"), token_mixing=True)
 
 
 @MATMUL.shape
@@ -96,7 +118,8 @@ MATMUL.flops(_dense_flops)
 MATMUL.rf(_mixes_positions)
 
 
-EINSUM = kind("einsum", "Einstein summation (torch.einsum, ONNX Einsum).", examples=("Einsum", "torch.einsum"))
+EINSUM = kind("einsum", "Einstein summation (torch.einsum, ONNX Einsum).", examples=("Einsum", "torch.einsum"),
+               variadic=True, token_mixing=True, attrs=EinsumAttrs)
 
 
 def _einsum_terms(equation: str, n_operands: int) -> tuple[list[str], str]:
@@ -141,7 +164,8 @@ EINSUM.rf(_mixes_positions)
 
 
 ATTENTION = kind("attention", "Fused scaled dot-product attention softmax(QK^T/sqrt(d))V.",
-                 examples=("F.scaled_dot_product_attention", "Attention (ONNX opset 23)"))
+                 examples=("F.scaled_dot_product_attention", "Attention (ONNX opset 23)"),
+                 slots=("data", "data", "data", "mask"), token_mixing=True)
 
 
 @ATTENTION.shape
@@ -169,7 +193,8 @@ ATTENTION.rf(_mixes_positions)
 
 
 MHA = kind("multihead_attention", "torch nn.MultiheadAttention: input projections, attention, output projection.",
-           examples=("nn.MultiheadAttention",))
+           examples=("nn.MultiheadAttention",), slots=("data", "data", "data"), token_mixing=True,
+           attrs=MultiheadAttentionAttrs)
 
 
 def _seq_batch(shape: Shape, batch_first: bool) -> tuple[int, int]:

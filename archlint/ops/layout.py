@@ -5,12 +5,40 @@ from __future__ import annotations
 
 from dataclasses import replace
 from fractions import Fraction
+from typing import TypedDict
 
 from archlint.ir import Shape
 from archlint.ops import rf
-from archlint.ops.registry import OpCall, kind, numel
+from archlint.ops.registry import AxisAttrs, OpCall, kind, numel
 
-CONCAT = kind("concat", "Concatenation along an axis.", examples=("Concat", "torch.cat"))
+class ReshapeAttrs(TypedDict, total=False):
+    """``perm``: a transpose's permutation (other reshapes carry none)."""
+
+    perm: list[int]
+
+
+class ResizeAttrs(TypedDict, total=False):
+    mode: str  # nearest, linear or cubic
+    coordinate_transformation_mode: str
+
+
+class PadAttrs(TypedDict, total=False):
+    pads: list[int] | None  # ONNX layout: every begin, then every end
+    mode: str
+
+
+class SliceAttrs(TypedDict, total=False):
+    starts: dict[int, int]  # axis -> first index kept
+    steps: dict[int, int]
+
+
+class BlockAttrs(TypedDict, total=False):
+    blocksize: int
+    mode: str
+
+
+CONCAT = kind("concat", "Concatenation along an axis.", examples=("Concat", "torch.cat"), variadic=True,
+              attrs=AxisAttrs)
 
 
 @CONCAT.shape
@@ -30,7 +58,8 @@ def concat_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
 
 
 RESHAPE = kind("reshape", "Reshape, Flatten, Transpose, Squeeze/Unsqueeze, Expand: no arithmetic.",
-               examples=("Reshape", "Flatten", "Transpose", "x.view", "torch.flatten"))
+               examples=("Reshape", "Flatten", "Transpose", "x.view", "torch.flatten"), slots=("data", "shape"),
+               moves_data=False, attrs=ReshapeAttrs)
 
 
 @RESHAPE.rf
@@ -57,7 +86,7 @@ def reshape_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
 
 
 RESIZE = kind("resize", "Resampling (Resize, Upsample, F.interpolate): nearest, linear or cubic.",
-              examples=("Resize", "nn.Upsample", "F.interpolate"))
+              examples=("Resize", "nn.Upsample", "F.interpolate"), attrs=ResizeAttrs)
 
 
 def _resize_factors(call: OpCall, field: rf.Field) -> list[Fraction]:
@@ -85,7 +114,8 @@ def resize_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
     return rf.upsample(field, _resize_factors(call, field), call.attr("mode", "nearest"))
 
 
-PAD = kind("pad", "Constant, reflect or edge padding (negative pads crop).", examples=("Pad", "F.pad"))
+PAD = kind("pad", "Constant, reflect or edge padding (negative pads crop).", examples=("Pad", "F.pad"),
+           spatially_pointwise=True, attrs=PadAttrs)
 
 
 @PAD.shape
@@ -111,7 +141,8 @@ def pad_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
     return rf.window(field, [1] * len(begins), [1] * len(begins), begins)
 
 
-SLICE = kind("slice", "Slice or crop (Slice, x[..., a:b:s], narrow).", examples=("Slice", "operator.getitem"))
+SLICE = kind("slice", "Slice or crop (Slice, x[..., a:b:s], narrow).", examples=("Slice", "operator.getitem"),
+             attrs=SliceAttrs)
 
 
 @SLICE.rf
@@ -141,13 +172,18 @@ def slice_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
     return out.with_note("crop offset unknown; assumed 0") if unknown else out
 
 
-SPLIT = kind("split", "Split into several tensors along an axis.", examples=("Split", "torch.chunk"))
+SPLIT = kind("split", "Split into several tensors along an axis.", examples=("Split", "torch.chunk"),
+             moves_data=False, attrs=AxisAttrs)
+
+
 @SPLIT.rf
 def split_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
     """Every piece keeps the input's field (splits are along channels in practice)."""
     return fields[0] if fields else None
 
-GATHER = kind("gather", "Gather / index_select / embedding lookup.", examples=("Gather", "nn.Embedding"))
+
+GATHER = kind("gather", "Gather / index_select / embedding lookup.", examples=("Gather", "nn.Embedding"),
+              attrs=AxisAttrs)
 
 
 @GATHER.rf
@@ -161,7 +197,7 @@ def gather_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
 
 
 DEPTH_TO_SPACE = kind("depth_to_space", "DepthToSpace / PixelShuffle: channels to an upsampled grid.",
-                      examples=("DepthToSpace", "nn.PixelShuffle"))
+                      examples=("DepthToSpace", "nn.PixelShuffle"), attrs=BlockAttrs)
 
 
 @DEPTH_TO_SPACE.shape
@@ -182,7 +218,7 @@ def depth_to_space_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field |
 
 
 SPACE_TO_DEPTH = kind("space_to_depth", "SpaceToDepth / PixelUnshuffle: a grid folded into channels.",
-                      examples=("SpaceToDepth", "nn.PixelUnshuffle"))
+                      examples=("SpaceToDepth", "nn.PixelUnshuffle"), attrs=BlockAttrs)
 
 
 @SPACE_TO_DEPTH.shape
@@ -205,7 +241,10 @@ def space_to_depth_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field |
 
 
 CONSTANT = kind("constant", "Shape arithmetic and constants (Shape, Constant, Range, ...): no data flow.",
-                examples=("Shape", "Constant", "ConstantOfShape"))
+                examples=("Shape", "Constant", "ConstantOfShape"), moves_data=False, data_flow=False, hidden=True,
+                variadic=True)
+
+
 @CONSTANT.rf
 def constant_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
     """Shape arithmetic carries no field."""

@@ -3,9 +3,29 @@ elementwise arithmetic, softmax, casts, reductions."""
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 from archlint.ir import Shape
 from archlint.ops import rf
-from archlint.ops.registry import OpCall, broadcast, kind, numel
+from archlint.ops.registry import AxisAttrs, OpCall, broadcast, kind, numel
+
+
+class NormAttrs(TypedDict, total=False):
+    """``norm``: which normalisation (``batch``, ``layer``, ``group``, ``instance``, ...), when known."""
+
+    norm: str
+
+
+class ReduceAttrs(TypedDict, total=False):
+    """``axes``: None reduces every axis; an empty list reduces none."""
+
+    axes: list[int] | None
+    keepdims: bool
+
+
+def _is_batch_norm(attrs: dict[str, Any]) -> bool:
+    """BatchNorm subtracts a per-channel mean: a bias added just before it cancels."""
+    return attrs.get("norm") == "batch"
 
 
 def _same_as_input(call: OpCall) -> list[Shape]:
@@ -19,17 +39,19 @@ def _passthrough(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None
 
 
 ACTIVATION = kind("activation", "Elementwise nonlinearity (ReLU, GELU, Sigmoid, SiLU, ...).", flops_per_output=True,
-                  examples=("Relu", "nn.ReLU", "F.gelu"))
+                  examples=("Relu", "nn.ReLU", "F.gelu"), spatially_pointwise=True)
 ACTIVATION.shape(_same_as_input)
 ACTIVATION.rf(_passthrough)
 
 NORM = kind("norm", "Normalisation (BatchNorm, LayerNorm, GroupNorm, InstanceNorm, LRN).", flops_per_output=True,
-            examples=("BatchNormalization", "nn.BatchNorm2d", "nn.LayerNorm"))
+            examples=("BatchNormalization", "nn.BatchNorm2d", "nn.LayerNorm"), spatially_pointwise=True,
+            attrs=NormAttrs, absorbs_bias_fn=_is_batch_norm)
 NORM.shape(_same_as_input)
 NORM.rf(_passthrough)
 
 ELEMENTWISE = kind("elementwise", "Broadcasting arithmetic (Add, Mul, Sub, Div, Pow, Where, ...).",
-                   flops_per_output=True, examples=("Add", "operator.add", "torch.mul"))
+                   flops_per_output=True, examples=("Add", "operator.add", "torch.mul"), variadic=True,
+                   spatially_pointwise=True)
 
 
 @ELEMENTWISE.shape
@@ -48,7 +70,7 @@ def elementwise_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | No
 
 
 SOFTMAX = kind("softmax", "Softmax / LogSoftmax along one axis.", flops_per_output=True,
-               examples=("Softmax", "F.softmax"))
+               examples=("Softmax", "F.softmax"), attrs=AxisAttrs)
 SOFTMAX.shape(_same_as_input)
 
 
@@ -63,12 +85,12 @@ def softmax_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
 
 
 IDENTITY = kind("identity", "No arithmetic: Identity, Dropout, Cast, contiguous copies.",
-                examples=("Identity", "Dropout", "Cast"))
+                examples=("Identity", "Dropout", "Cast"), moves_data=False, hidden=True, spatially_pointwise=True)
 IDENTITY.shape(_same_as_input)
 IDENTITY.rf(_passthrough)
 
 REDUCE = kind("reduce", "Reduction over some axes (ReduceMean, sum, max, ...).",
-              examples=("ReduceMean", "torch.mean", "torch.sum"))
+              examples=("ReduceMean", "torch.mean", "torch.sum"), attrs=ReduceAttrs)
 
 
 @REDUCE.flops

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import TypedDict
 
 from archlint.ir import Shape
 from archlint.ops import rf
-from archlint.ops.conv import _window_rf, _window_shape
+from archlint.ops.conv import WindowAttrs, _window_rf, _window_shape
 from archlint.ops.registry import OpCall, kind, numel
 
+class PoolModeAttrs(TypedDict, total=False):
+    mode: str
+
+
 POOL = kind("pool", "Max, average or Lp pooling over a sliding window.",
-            examples=("MaxPool", "AveragePool", "nn.MaxPool2d", "F.avg_pool2d"))
+            examples=("MaxPool", "AveragePool", "nn.MaxPool2d", "F.avg_pool2d"), sliding_window=True,
+            attrs=WindowAttrs)
 
 
 @POOL.shape
@@ -36,7 +42,7 @@ POOL.rf(_window_rf)
 
 
 GLOBAL_POOL = kind("global_pool", "Global average or max pooling over every spatial axis.",
-                   examples=("GlobalAveragePool", "nn.AdaptiveAvgPool2d(1)", "x.mean((2, 3))"))
+                   examples=("GlobalAveragePool", "nn.AdaptiveAvgPool2d(1)", "x.mean((2, 3))"), attrs=PoolModeAttrs)
 
 
 @GLOBAL_POOL.shape
@@ -59,7 +65,7 @@ def global_pool_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | No
 
 
 ADAPTIVE_POOL = kind("adaptive_pool", "Adaptive average or max pooling to a fixed output size.",
-                     examples=("nn.AdaptiveAvgPool2d((7, 7))", "F.adaptive_max_pool2d"))
+                     examples=("nn.AdaptiveAvgPool2d((7, 7))", "F.adaptive_max_pool2d"), attrs=PoolModeAttrs)
 
 
 @ADAPTIVE_POOL.flops

@@ -8,17 +8,29 @@ Each :class:`OpKind` holds small pure functions, each documenting its formula:
 - ``rf(call, fields)``: receptive-field transfer from the input tensors' fields to the
   output's (see :mod:`archlint.analyses.receptive_field`).
 
+Besides the formulas, an entry declares every property of the kind that the rest of
+archlint needs, so that nothing outside ``archlint/ops/`` compares kind names:
+
+- ``slots``: the role of each input position the formulas index (``data``, ``weight``,
+  ``bias``, ...); frontends put a layer's inputs in this order (an absent optional input is
+  ``""``), and any further inputs (quantization scales, zero points, shape tensors) after them;
+- ``moves_data``, ``data_flow``, ``hidden``: memory traffic, activation memory, table display;
+- ``spatially_pointwise``, ``token_mixing``, ``sliding_window``, ``is_conv``,
+  ``channel_axis``: what the rules ask about a layer's spatial and channel structure;
+- ``conv_class``: dense, grouped or depthwise (the roofline's efficiency classes);
+- ``attrs``: the normalised attribute schema (a ``TypedDict``) both frontends produce.
+
 Parameters are not a per-kind formula: a layer's params are the element counts of
 the weight tensors it owns, each shared tensor counted once (see ``analyses.cost``).
 Formulas are registered with decorators, in the style of
-``torch/utils/flop_counter.py``.
+``torch/utils/flop_counter.py``, and registering a kind twice is an error.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 from archlint.ir import Shape
 
@@ -85,9 +97,27 @@ def _per_output(call: OpCall, macs: int = 0) -> int:
     return sum(numel(s) for s in call.out_shapes if s is not None)
 
 
+# Input roles: what a tensor read by a layer is to the op.
+ROLES = ("data", "weight", "bias", "scale", "zero_point", "state", "shape", "index", "mask")
+# Attributes any layer may carry beside its kind's schema (suppressions, a malformed-file flag).
+COMMON_ATTRS = frozenset({"archlint.ignore", "malformed"})
+CONV_CLASSES = ("dense", "grouped", "depthwise")
+
+
+class AxisAttrs(TypedDict, total=False):
+    """The one axis an op works along (softmax, concat, gather, split)."""
+
+    axis: int
+
+
+def _dense_class(attrs: dict[str, Any], x: Shape | None) -> str:
+    """Every op that is not a grouped convolution runs as one dense product."""
+    return "dense"
+
+
 @dataclass
 class OpKind:
-    """One entry of the op vocabulary with its formulas."""
+    """One entry of the op vocabulary: its formulas and properties (module docstring)."""
 
     name: str
     description: str
@@ -97,6 +127,47 @@ class OpKind:
     flops_fn: Callable[[OpCall, int], int] = _zero
     rf_fn: Callable[..., Any] | None = None
     examples: tuple[str, ...] = field(default_factory=tuple)
+    slots: tuple[str, ...] = ("data",)
+    variadic: bool = False
+    moves_data: bool = True
+    data_flow: bool = True
+    hidden: bool = False
+    spatially_pointwise: bool = False
+    token_mixing: bool = False
+    sliding_window: bool = False
+    is_conv: bool = False
+    channel_axis: int | None = None
+    attrs: type | None = None
+    conv_class_fn: Callable[[dict[str, Any], Shape | None], str] = _dense_class
+    absorbs_bias_fn: Callable[[dict[str, Any]], bool] | None = None
+
+    def slot(self, role: str) -> int | None:
+        """The input position of ``role`` (``weight``, ``bias``), or None when the kind has none."""
+        return self.slots.index(role) if role in self.slots else None
+
+    @property
+    def data_slots(self) -> int:
+        """How many leading inputs are activations (all of them when ``variadic``)."""
+        n = 0
+        for role in self.slots:
+            if role != "data":
+                break
+            n += 1
+        return n
+
+    def conv_class(self, attrs: dict[str, Any], x: Shape | None) -> str:
+        """``dense``, ``grouped`` or ``depthwise`` for a layer with these attributes and input shape."""
+        return self.conv_class_fn(attrs, x)
+
+    def absorbs_bias(self, attrs: dict[str, Any]) -> bool:
+        """Whether a bias added just before this layer is cancelled by it (BatchNorm's mean
+        subtraction)."""
+        return self.absorbs_bias_fn is not None and self.absorbs_bias_fn(attrs)
+
+    def attr_names(self) -> frozenset[str]:
+        """The attribute names the schema allows (plus :data:`COMMON_ATTRS`)."""
+        names = set(getattr(self.attrs, "__annotations__", {})) if self.attrs is not None else set()
+        return frozenset(names | COMMON_ATTRS)
 
     def shape(self, fn: Callable[[OpCall], list[Shape]]) -> Callable[[OpCall], list[Shape]]:
         self.shape_fn = fn
@@ -121,17 +192,30 @@ UNKNOWN = "unknown"
 
 
 def kind(name: str, description: str, *, costed: bool = True, flops_per_output: bool = False,
-         examples: tuple[str, ...] = ()) -> OpKind:
-    """Create and register an op kind.
+         examples: tuple[str, ...] = (), **properties: Any) -> OpKind:
+    """Create and register an op kind; ``properties`` set the :class:`OpKind` fields.
 
-    ``flops_per_output``: FLOPs default to one per output element instead of 0.
+    ``flops_per_output``: FLOPs default to one per output element instead of 0. A name
+    registered twice is an error (as ``register_flop_formula`` refuses a second formula).
     """
-    entry = OpKind(name, description, costed=costed, examples=examples)
+    if name in REGISTRY or name == UNKNOWN:
+        raise ValueError(f"op kind {name!r} is already registered")
+    bad = [r for r in properties.get("slots", ()) if r not in ROLES]
+    if bad:
+        raise ValueError(f"op kind {name!r}: unknown input role(s) {bad}")
+    entry = OpKind(name, description, costed=costed, examples=examples, **properties)
     if flops_per_output:
         entry.flops_fn = _per_output
     REGISTRY[name] = entry
     return entry
 
 
+# What archlint knows of an op it has no kind for: it moves data, and nothing else is assumed.
+UNKNOWN_KIND = OpKind(UNKNOWN, "An op archlint has no entry for: not costed, field not tracked.", costed=False,
+                      variadic=True)
+
+
 def get(name: str) -> OpKind:
-    return REGISTRY[name]
+    """The registry entry of a kind; :data:`UNKNOWN_KIND` for a name that has none."""
+    entry = REGISTRY.get(name)
+    return entry if entry is not None else UNKNOWN_KIND

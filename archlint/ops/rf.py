@@ -65,6 +65,11 @@ class Field:
         return self if note in self.notes else replace(self, notes=self.notes + (note,))
 
 
+def effective_kernel(k: int, d: int) -> int:
+    """A dilated kernel's extent: ``d*(k-1) + 1``."""
+    return d * (k - 1) + 1
+
+
 def window(field: Field, kernel: Sequence[int], stride: Sequence[int], pad_begin: Sequence[int],
            dilation: Sequence[int] | None = None) -> Field:
     """Apply a sliding window (conv, pooling) per axis: ``r' = r + (k_eff-1)S``, ``S' = sS``, ``P' = P + pS``."""
@@ -73,7 +78,7 @@ def window(field: Field, kernel: Sequence[int], stride: Sequence[int], pad_begin
         return field  # a 1x1, stride-1 window sees exactly what its input sees
     axes = []
     for ax, k, s, p, d in zip(field.axes, kernel, stride, pad_begin, dilation):
-        k_eff = d * (k - 1) + 1
+        k_eff = effective_kernel(k, d)
         axes.append(AxisRF(ax.size + (k_eff - 1) * ax.stride, ax.stride * s, ax.padding + p * ax.stride))
     return Field(tuple(axes), field.dims, field.is_global, field.aligned, field.notes)
 
@@ -127,7 +132,7 @@ def transposed_window(field: Field, kernel: Sequence[int], stride: Sequence[int]
         n = max(spans)
         varies |= len(spans) > 1
         taps0 = [(p - j * d) // s for j in range(k) if (p - j * d) % s == 0]
-        i_min = min(taps0) if taps0 else -(-(p - (k - 1) * d) // s)
+        i_min = min(taps0) if taps0 else -(-(p - effective_kernel(k, d) + 1) // s)
         axes.append(AxisRF(ax.size + (n - 1) * ax.stride, Fraction(ax.stride) / s, ax.padding - i_min * ax.stride))
     out = replace(field, axes=tuple(axes))
     return out.with_note("field varies with output position; largest shown") if varies else out

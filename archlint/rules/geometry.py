@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from archlint.ops import registry
 from archlint.ops.conv import resolve_pads
 from archlint.ops.registry import OpCall
+from archlint.ops.rf import effective_kernel
 from archlint.report import Report
 from archlint.rules.base import Finding, Rule, Saving
 from archlint.rules.views import conv_views
@@ -18,7 +20,7 @@ def check_ignored_border(rule: Rule, report: Report, opts: dict[str, Any]) -> It
     if graph is None:
         return
     for rec in report.layers:
-        if rec.kind not in ("conv", "pool") or rec.output_shape is None:
+        if not registry.get(rec.kind).sliding_window or rec.output_shape is None:
             continue
         layer = graph.layer(rec.name)
         attrs = layer.attrs
@@ -34,7 +36,7 @@ def check_ignored_border(rule: Rule, report: Report, opts: dict[str, Any]) -> It
         begins, ends = resolve_pads(OpCall(attrs, [x], [rec.output_shape]))
         ignored = {}
         for axis in range(n):
-            k_eff = dilation[axis] * (kernel[axis] - 1) + 1
+            k_eff = effective_kernel(kernel[axis], dilation[axis])
             if k_eff < stride[axis]:
                 continue  # windows leave gaps everywhere: AL105's subject, not a border effect
             size = x[2 + axis]
@@ -72,17 +74,18 @@ def check_bias_before_bn(rule: Rule, report: Report, opts: dict[str, Any]) -> It
     if graph is None:
         return
     for rec in report.layers:
-        if rec.kind not in ("conv", "linear", "conv_transpose"):
+        slot = registry.get(rec.kind).slot("bias")
+        if slot is None:
             continue
         layer = graph.layer(rec.name)
-        if len(layer.inputs) < 3 or not layer.inputs[2]:
+        if len(layer.inputs) <= slot or not layer.inputs[slot]:
             continue
-        bias_shape = graph.shape(layer.inputs[2])
+        bias_shape = graph.shape(layer.inputs[slot])
         consumers = graph.successors(rec.name)
         if len(consumers) != 1:
             continue
         nxt = graph.layer(consumers[0])
-        if nxt.kind != "norm" or "batchnorm" not in nxt.op.lower().replace("_", ""):
+        if not registry.get(nxt.kind).absorbs_bias(nxt.attrs):
             continue
         wasted = bias_shape[0] if bias_shape else 0
         params_b = rec.params
@@ -100,19 +103,17 @@ def check_channel_alignment(rule: Rule, report: Report, opts: dict[str, Any]) ->
     outputs = set(graph.outputs)
     inputs = set(graph.inputs)
     for rec in report.layers:
-        if rec.kind not in ("conv", "linear") or rec.macs is None:
+        entry = registry.get(rec.kind)
+        axis = entry.channel_axis
+        if axis is None or rec.macs is None:
             continue
         layer = graph.layer(rec.name)
         x, w = graph.shape(layer.inputs[0]), graph.shape(layer.inputs[1]) if len(layer.inputs) > 1 else None
         if x is None or w is None or rec.output_shape is None or len(x) < 2 or len(rec.output_shape) < 2:
             continue
-        if rec.kind == "conv":
-            groups = int(layer.attrs.get("groups", 1))
-            if groups > 1 and groups == x[1]:
-                continue  # depthwise: no tensor-core GEMM to align
-            cin, cout = x[1], rec.output_shape[1]
-        else:
-            cin, cout = x[-1], rec.output_shape[-1]
+        if entry.conv_class(layer.attrs, x) == "depthwise":
+            continue  # depthwise: no tensor-core GEMM to align
+        cin, cout = x[axis], rec.output_shape[axis]
         bad = []
         if cin % m and not (layer.inputs[0] in inputs and cin <= 4):
             bad.append(f"{cin} input")
@@ -131,9 +132,8 @@ def check_gridding(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator
     graph = report.graph
     if graph is None:
         return
-    passthrough = {"activation", "norm", "identity", "elementwise", "pad"}
     for rec in report.layers:
-        if rec.kind != "conv":
+        if not registry.get(rec.kind).is_conv:
             continue
         dilation = tuple(graph.layer(rec.name).attrs.get("dilation") or ())
         if not dilation or max(dilation) <= 1:
@@ -145,9 +145,10 @@ def check_gridding(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator
                 continue
             seen.add(name)
             layer = graph.layer(name)
-            if layer.kind == "conv":
+            entry = registry.get(layer.kind)
+            if entry.is_conv:
                 previous.append(layer)
-            elif layer.kind in passthrough:
+            elif entry.spatially_pointwise:
                 stack.extend(graph.predecessors(name))
         same = [p for p in previous if tuple(p.attrs.get("dilation") or ()) == dilation]
         if same:

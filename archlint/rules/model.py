@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Any, Iterator
 
 from archlint.errors import ArchlintError
+from archlint.ops import registry
 from archlint.report import Report
 from archlint.reporters.units import human, human_bytes
 from archlint.rules.base import Finding, Rule
@@ -16,8 +17,7 @@ def check_field_coverage(rule: Rule, report: Report, opts: dict[str, Any]) -> It
     """The last layer whose output is still a spatial map (rank >= 3, not 1x1) against the input
     size. A global field there (e.g. after squeeze-and-excitation) covers everything. Models
     with attention mix all positions after their spatial stem and are not checked."""
-    if any(r.kind in ("attention", "multihead_attention") or (r.kind in ("matmul", "einsum") and r.rf)
-           for r in report.layers):
+    if any(registry.get(r.kind).token_mixing and r.rf for r in report.layers):
         return
     spatial = [r for r in report.layers if r.rf and r.output_shape is not None and len(r.output_shape) >= 3
                and any(d > 1 for d in r.output_shape[2:]) and r.is_data]

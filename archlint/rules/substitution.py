@@ -146,7 +146,7 @@ def check_large_kernel(rule: Rule, report: Report, opts: dict[str, Any]) -> Iter
         bytes_b = v.traffic(params_b)
         bytes_a = v.traffic(params_a, intermediates=(n - 1) * v.out_elements)
         e = v.elem_bytes
-        cls = "dense" if g == 1 else "depthwise" if g == v.ci else "grouped"
+        cls = v.conv_class
         parts = [(2 * v.out_positions * first, (v.in_elements + v.out_elements + first) * e, cls, v.ci // g)] + \
             [(2 * v.out_positions * rest, (2 * v.out_elements + rest) * e, cls, v.co // g)] * (n - 1)
         time = (v.record.est_time, est_time(report, parts))

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from archlint.profiles import DTYPE_BYTES
-from archlint.ops.conv import resolve_pads
+from archlint.ops import registry
+from archlint.ops.conv import conv_class, resolve_pads
 from archlint.ops.registry import OpCall
 from archlint.report import LayerRecord, Report
 from archlint.reporters.units import human_time  # noqa: F401  (re-exported for the rules)
@@ -57,6 +58,11 @@ class ConvView:
     def out_elements(self) -> int:
         return self.out_positions * self.co
 
+    @property
+    def conv_class(self) -> str:
+        """``dense``, ``grouped`` or ``depthwise`` (the registry's conv class)."""
+        return conv_class({"groups": self.groups}, (self.n, self.ci))
+
     def kernel_text(self) -> str:
         return "x".join(str(k) for k in self.kernel)
 
@@ -82,7 +88,7 @@ def _build_conv_views(report: Report) -> Iterator[ConvView]:
     if graph is None:
         return
     for rec in report.layers:
-        if rec.kind != "conv" or rec.macs is None:
+        if not registry.get(rec.kind).is_conv or rec.macs is None:
             continue
         layer = graph.layer(rec.name)
         x = graph.shape(layer.inputs[0])
