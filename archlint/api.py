@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from archlint.errors import ArchlintError
 from archlint.input_spec import InputShapes, from_python

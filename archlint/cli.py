@@ -10,8 +10,9 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 import click
 
@@ -253,6 +254,7 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
             measure: bool, fmt: str) -> None:
     """What-if table for one conv layer: original, depthwise-separable, each group count G."""
     import json as _json
+
     from archlint.api import analyze
     from archlint.explore import whatif
     from archlint.input_spec import parse
@@ -266,6 +268,7 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
                                 "dtype": report.model.get("dtype"), "variants": rows}, indent=2))
         return
     from tabulate import tabulate
+
     from archlint.reporters.units import human, human_bytes
     from archlint.rules.views import human_time
     headers = ["variant", "params", "MACs", "bytes", "FLOPs/byte", "est. time", "est. speedup"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any
 
 from archlint.analyses import cost as cost_analysis
 from archlint.analyses import receptive_field as rf_analysis

@@ -8,8 +8,8 @@ listed, never counted as zero.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from archlint.analyses.shapes import call_of
 from archlint.ir import Layer, ModelGraph

@@ -7,9 +7,10 @@ Each op kind's transfer lives in the registry (``OpKind.rf_fn``); merges (add, c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from archlint.analyses.shapes import call_of
 from archlint.ir import ModelGraph
@@ -36,7 +37,7 @@ class RFRecord:
     input_size: tuple[int, ...]
 
     @classmethod
-    def from_field(cls, input_name: str, field: Field, input_size: Sequence[int]) -> "RFRecord":
+    def from_field(cls, input_name: str, field: Field, input_size: Sequence[int]) -> RFRecord:
         return cls(input_name, tuple(a.size for a in field.axes), tuple(a.stride for a in field.axes),
                    tuple(a.padding for a in field.axes), field.is_global, field.aligned, field.notes,
                    tuple(input_size))

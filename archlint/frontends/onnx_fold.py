@@ -9,7 +9,8 @@ the chain by initializers, then shape inference is run again.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnx

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from archlint.errors import ArchlintError
 from archlint.frontends import onnx_fold, onnx_infer
-from archlint.frontends.onnx_infer import DTYPES, value_shape as _value_shape
+from archlint.frontends.onnx_infer import DTYPES
+from archlint.frontends.onnx_infer import value_shape as _value_shape
 from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
 from archlint.ops.registry import UNKNOWN

@@ -21,8 +21,9 @@ import sys
 import textwrap
 import types
 import warnings
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -34,7 +35,6 @@ from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
 from archlint.ops import registry
 from archlint.ops.registry import UNKNOWN
-
 
 
 def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = None,

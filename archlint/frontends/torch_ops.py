@@ -8,7 +8,8 @@ argument orders agree; the few that differ are handled by name.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from torch import nn
 

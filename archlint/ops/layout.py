@@ -11,6 +11,7 @@ from archlint.ir import Shape
 from archlint.ops import rf
 from archlint.ops.registry import AxisAttrs, OpCall, kind, numel
 
+
 class ReshapeAttrs(TypedDict, total=False):
     """``perm``: a transpose's permutation (other reshapes carry none)."""
 

@@ -16,6 +16,7 @@ from archlint.ops import rf
 from archlint.ops.conv import WindowAttrs, _window_rf, _window_shape
 from archlint.ops.registry import OpCall, kind, numel
 
+
 class PoolModeAttrs(TypedDict, total=False):
     mode: str
 

@@ -29,8 +29,9 @@ Formulas are registered with decorators, in the style of
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypedDict
+from typing import Any, TypedDict
 
 from archlint.ir import Shape
 

@@ -16,9 +16,9 @@ Strides and paddings are exact fractions so that upsampling (stride ``1/f``) sta
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +55,13 @@ class Field:
     notes: tuple[str, ...] = ()
 
     @classmethod
-    def identity(cls, rank: int) -> "Field":
+    def identity(cls, rank: int) -> Field:
         """The field of an ``N, C, *spatial`` model input: each unit sees itself (r 1, S 1, P 0)."""
         # ints while the values are whole (fast); Fractions appear with upsampling
         ndim = rank - 2
         return cls(tuple(AxisRF(1, 1, 0) for _ in range(ndim)), tuple(range(2, rank)))
 
-    def with_note(self, note: str) -> "Field":
+    def with_note(self, note: str) -> Field:
         return self if note in self.notes else replace(self, notes=self.notes + (note,))
 
 

@@ -9,8 +9,9 @@ for); every finding links to its layer's row, and flagged rows carry their rule 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Any, Sequence
+from typing import Any
 
 from archlint.reporters import charts, svg
 from archlint.reporters.units import human, human_bytes, human_time

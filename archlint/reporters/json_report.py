@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import IO, Sequence
+from collections.abc import Sequence
+from typing import IO
 
 from archlint.report import Report
 

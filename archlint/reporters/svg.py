@@ -7,8 +7,8 @@ Each mark carries a ``<title>`` (the browser's tooltip) naming its layer and val
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from html import escape
-from typing import Sequence
 
 from archlint.reporters.charts import CostSeries, RFSeries, RooflineSeries
 from archlint.reporters.units import human

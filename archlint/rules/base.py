@@ -8,8 +8,9 @@ configurable options, and a check over the analysed report that yields findings.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 SEVERITIES = ("info", "warning", "error")
 

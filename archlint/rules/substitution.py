@@ -6,7 +6,8 @@ memory traffic before and after), with the caveat that MACs are not latency.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from archlint.report import Report
 from archlint.rules.base import Finding, Rule, Saving

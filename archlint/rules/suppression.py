@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import linecache
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from archlint.report import Report
 from archlint.rules.base import Finding, Rule

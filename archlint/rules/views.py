@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
-from archlint.profiles import DTYPE_BYTES
 from archlint.ops import registry
 from archlint.ops.conv import conv_class, resolve_pads
 from archlint.ops.registry import OpCall
+from archlint.profiles import DTYPE_BYTES
 from archlint.report import LayerRecord, Report
 from archlint.reporters.units import human_time  # noqa: F401  (re-exported for the rules)
 
