@@ -269,7 +269,7 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
         return
     from tabulate import tabulate
 
-    from archlint.reporters.units import human, human_bytes
+    from archlint.units import human, human_bytes
     from archlint.rules.views import human_time
     headers = ["variant", "params", "MACs", "bytes", "FLOPs/byte", "est. time", "est. speedup"]
     if measure:

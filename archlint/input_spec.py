@@ -22,6 +22,14 @@ class InputShapes:
     def __bool__(self) -> bool:
         return bool(self.named) or bool(self.positional)
 
+    def check_names(self, names: Sequence[str], what: str = "the model's inputs are") -> None:
+        """Every named shape must name one of ``names``: else a one-line error listing them
+        (``what`` says where the names come from: ``forward() takes`` for a torch module)."""
+        unknown = set(self.named) - set(names)
+        if unknown:
+            raise ArchlintError(f"--input-shape names {', '.join(sorted(unknown))}, but {what} "
+                                f"{', '.join(names)}")
+
 
 def parse_one(spec: str) -> tuple[str | None, tuple[int, ...]]:
     """Parse one spec; raise :class:`ArchlintError` naming the problem."""

@@ -106,7 +106,7 @@ class Report:
     profile: Any = field(default=None, repr=False)
 
     def __repr__(self) -> str:
-        from archlint.reporters.units import human
+        from archlint.units import human
         t = self.totals
         partial = " (partial)" if t.partial else ""
         return (f"<archlint.Report {self.model.get('path') or self.model.get('class') or 'model'}: "
@@ -286,20 +286,10 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
     return report
 
 
-DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float": "fp32"}
-
-
 def normalise_dtype(dtype: Any) -> str:
-    """``fp32`` (default), ``fp16``, ``bf16`` or ``int8``; torch dtypes and long names accepted."""
-    from archlint.errors import ArchlintError
-    from archlint.profiles import DTYPES
-    if dtype is None:
-        return "fp32"
-    text = str(dtype).replace("torch.", "")
-    text = DTYPE_ALIASES.get(text, text)
-    if text not in DTYPES:
-        raise ArchlintError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
-    return text
+    """``fp32`` (default), ``fp16``, ``bf16`` or ``int8`` (:func:`archlint.dtypes.normalise`)."""
+    from archlint.dtypes import normalise
+    return normalise(dtype)
 
 
 def compare(before: Report, after: Report) -> dict[str, Any]:

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from archlint.analyses.shapes import call_of
+from archlint.dtypes import element_bytes, is_float
 from archlint.ir import Layer, ModelGraph
 from archlint.ops import REGISTRY, UNKNOWN, OpCall, UnknownShape
 
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "int16": 2,
-               "int8": 1, "uint8": 1, "bool": 1, "float8_e4m3fn": 1, "float8_e5m2": 1, "complex64": 8,
-               "complex128": 16, "uint16": 2, "uint32": 4, "uint64": 8}
 
 
 @dataclass(slots=True)
@@ -95,10 +93,10 @@ def tensor_bytes(graph: ModelGraph, name: str) -> int:
     info = graph.tensors.get(name)
     if info is None or info.shape is None:
         return 0
-    return (info.numel or 0) * DTYPE_BYTES.get(info.dtype or "float32", 4)
+    return (info.numel or 0) * element_bytes(info.dtype)
 
 
 def is_data_tensor(graph: ModelGraph, name: str) -> bool:
     """Floating-point activations (not shape arithmetic on integers)."""
     info = graph.tensors.get(name)
-    return info is not None and (info.dtype is None or info.dtype.startswith(("float", "bfloat", "complex")))
+    return info is not None and is_float(info.dtype)

@@ -25,7 +25,8 @@ import math
 
 from archlint.ir import Layer, ModelGraph
 from archlint.ops import registry
-from archlint.profiles import DTYPE_BYTES, Profile
+from archlint.dtypes import element_bytes, is_float
+from archlint.profiles import Profile
 
 
 def layer_class(graph: ModelGraph, layer: Layer) -> str:
@@ -56,7 +57,7 @@ def moved_elements(graph: ModelGraph, tensor: str) -> int:
     if tensor not in graph.params:
         if tensor in graph.constants:
             return 0  # shape arithmetic, axes, scales
-        if info.dtype is not None and not info.dtype.startswith(("float", "bfloat")):
+        if not is_float(info.dtype):
             return 0  # integer index and shape tensors
     return math.prod(info.shape)
 
@@ -67,7 +68,7 @@ class TrafficModel:
 
     def __init__(self, graph: ModelGraph, profile: Profile, dtype: str) -> None:
         self.graph, self.profile, self.dtype = graph, profile, dtype
-        self.elem = DTYPE_BYTES[dtype]
+        self.elem = element_bytes(dtype)
         self.moved: dict[str, int] = {}
 
     def layer(self, layer: Layer, flops: int | None) -> tuple[int, float | None, float]:

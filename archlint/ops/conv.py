@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 from archlint.ir import Shape
 from archlint.ops import rf
-from archlint.ops.registry import OpCall, kind, numel
+from archlint.ops.registry import OpCall, kind, numel, product_flops
 from archlint.ops.rf import effective_kernel
 
 
@@ -134,10 +134,7 @@ def conv_macs(call: OpCall) -> int:
     return numel(call.y) * numel(w[1:])
 
 
-@CONV.flops
-def conv_flops(call: OpCall, macs: int) -> int:
-    """``2 * MACs``, plus ``numel(out)`` for the bias add when there is a bias."""
-    return 2 * macs + (numel(call.y) if len(call.in_shapes) > 2 and call.in_shapes[2] is not None else 0)
+CONV.flops(product_flops)
 
 
 CONV.rf(_window_rf)
@@ -171,7 +168,7 @@ def conv_transpose_macs(call: OpCall) -> int:
     return numel(call.x) * numel(call.input(1)[1:])
 
 
-CONV_TRANSPOSE.flops(conv_flops)
+CONV_TRANSPOSE.flops(product_flops)
 
 
 @CONV_TRANSPOSE.rf

@@ -14,7 +14,7 @@ from typing import TypedDict
 
 from archlint.ir import Shape
 from archlint.ops import rf
-from archlint.ops.registry import OpCall, broadcast, kind, numel
+from archlint.ops.registry import OpCall, broadcast, kind, numel, product_flops
 
 
 def _mixes_positions(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
@@ -52,12 +52,6 @@ class MultiheadAttentionAttrs(TypedDict, total=False):
     batch_first: bool
 
 
-def _dense_flops(call: OpCall, macs: int) -> int:
-    """``2 * MACs``, plus ``numel(out)`` for a bias add."""
-    bias = len(call.in_shapes) > 2 and call.in_shapes[2] is not None
-    return 2 * macs + (numel(call.y) if bias else 0)
-
-
 LINEAR = kind("linear", "Fully connected layer (Gemm, nn.Linear, F.linear, MatMul with a weight).",
               examples=("Gemm", "nn.Linear", "F.linear"), slots=("data", "weight", "bias"), channel_axis=-1,
               attrs=LinearAttrs)
@@ -86,7 +80,7 @@ def linear_macs(call: OpCall) -> int:
     return numel(call.y) * k
 
 
-LINEAR.flops(_dense_flops)
+LINEAR.flops(product_flops)
 LINEAR.rf(_mixes_positions)
 
 
@@ -114,7 +108,7 @@ def matmul_macs(call: OpCall) -> int:
     return numel(call.y) * call.input(0)[-1]
 
 
-MATMUL.flops(_dense_flops)
+MATMUL.flops(product_flops)
 MATMUL.rf(_mixes_positions)
 
 

@@ -93,6 +93,12 @@ def _zero(call: OpCall, *_: Any) -> int:
     return 0
 
 
+def product_flops(call: OpCall, macs: int) -> int:
+    """``2 * MACs``, plus ``numel(out)`` for the bias add when there is a bias (input 2)."""
+    bias = len(call.in_shapes) > 2 and call.in_shapes[2] is not None
+    return 2 * macs + (numel(call.y) if bias else 0)
+
+
 def _per_output(call: OpCall, macs: int = 0) -> int:
     """One FLOP per output element: ``numel(out)``."""
     return sum(numel(s) for s in call.out_shapes if s is not None)

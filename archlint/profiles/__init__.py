@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archlint.dtypes import ANALYSIS_DTYPES
 from archlint.errors import ArchlintError
 
 if sys.version_info >= (3, 11):
@@ -23,8 +24,7 @@ else:  # pragma: no cover
 
 HERE = Path(__file__).parent
 DEFAULT = "generic-x86-cpu"
-DTYPES = ("fp32", "fp16", "bf16", "int8")
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+DTYPES = tuple(ANALYSIS_DTYPES)
 EFFICIENCY_KEYS = ("dense", "depthwise", "grouped")
 
 

@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from archlint.reporters import charts, svg
-from archlint.reporters.units import human, human_bytes, human_time
+from archlint.units import human, human_bytes, human_time
 
 SEVERITY_COLORS = {"error": "#c53030", "warning": "#b7791f", "info": "#2b6cb0"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from archlint.report import Report
-from archlint.reporters.units import human, human_bytes
+from archlint.units import human, human_bytes
 
 ICONS = {"error": "error", "warning": "warning", "info": "info"}
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from html import escape
 
 from archlint.reporters.charts import CostSeries, RFSeries, RooflineSeries
-from archlint.reporters.units import human
+from archlint.units import human
 
 W, H = 880, 250
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 30

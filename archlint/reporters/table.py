@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from archlint.report import Report
-from archlint.reporters.units import human, human_bytes
+from archlint.units import human, human_bytes
 
 
 def _shape(shape: object) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from archlint.errors import ArchlintError
 from archlint.ops import registry
 from archlint.report import Report
-from archlint.reporters.units import human, human_bytes
+from archlint.units import human, human_bytes
 from archlint.rules.base import Finding, Rule
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from archlint.ops import registry
 from archlint.ops.conv import conv_class, resolve_pads
 from archlint.ops.registry import OpCall
-from archlint.profiles import DTYPE_BYTES
+from archlint.dtypes import element_bytes
 from archlint.report import LayerRecord, Report
-from archlint.reporters.units import human_time  # noqa: F401  (re-exported for the rules)
+from archlint.units import human_time  # noqa: F401  (re-exported for the rules)
 
 
 @dataclass(slots=True)
@@ -103,7 +103,7 @@ def _build_conv_views(report: Report) -> Iterator[ConvView]:
                        tuple(attrs.get("stride") or [1] * nd), tuple(attrs.get("dilation") or [1] * nd),
                        tuple(begins), tuple(ends), int(attrs.get("groups", 1)), tuple(x[2:]), tuple(y[2:]),
                        len(layer.inputs) > 2 and bool(layer.inputs[2]),
-                       DTYPE_BYTES[report.model.get("dtype") or "fp32"])
+                       element_bytes(report.model.get("dtype") or "fp32"))
 
 
 def est_time(report: Report, parts: list[tuple[float, float, str, int]]) -> float:
@@ -117,5 +117,5 @@ def est_time(report: Report, parts: list[tuple[float, float, str, int]]) -> floa
 
 
 def human(n: float) -> str:
-    from archlint.reporters.units import human as _human
+    from archlint.units import human as _human
     return _human(n)
