@@ -8,9 +8,13 @@ argument orders agree; the few that differ are handled by name.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
 
+import torch
 from torch import nn
 
 Attrs = dict[str, Any]
@@ -52,59 +56,188 @@ def torch_pad_to_onnx(pad: Sequence[int], rank: int) -> list[int]:
 
 
 # ---------------------------------------------------------------- modules
-def module_entry(mod: nn.Module, in_rank: int | None) -> tuple[str, Attrs, list[str]] | None:
+Entry = tuple[str, Attrs, list[str]]
+
+
+@dataclass(frozen=True)
+class ModuleOp:
+    """One family of ``torch.nn`` modules.
+
+    ``translate(module, input_rank)`` gives (kind, attrs, parameter attribute names in the
+    registry's input order). ``output(module, x)``, for families whose output shape follows
+    from the input and the module's attributes, gives a tensor standing for the output
+    without running the module (fake BatchNorm runs its full decomposition, half the tracing
+    time of a ResNet, and every fake op costs a dispatch; only shapes and dtypes are read
+    downstream), or None when the input does not fit the module, so that it is run and a
+    wrong ``num_features`` fails as it would in real use."""
+
+    match: Callable[[type], bool]
+    translate: Callable[[Any, int | None], Entry]
+    output: Callable[[Any, torch.Tensor], torch.Tensor | None] | None = None
+
+
+def _is(*types: type) -> Callable[[type], bool]:
+    return lambda cls: issubclass(cls, types)
+
+
+def _conv_entry(mod: Any, in_rank: int | None) -> Entry:
+    attrs = conv_attrs(mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.groups)
+    if mod.transposed:
+        attrs["output_padding"] = list(mod.output_padding)
+        return "conv_transpose", attrs, ["weight", "bias"]
+    return "conv", attrs, ["weight", "bias"]
+
+
+def _conv_output(mod: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """A batched conv's output from the registry's window geometry (one fake allocation
+    instead of a fake convolution and a fake copy of the weight); None when anything is
+    unusual (a subclass, unbatched input, string padding, dtype or channel mismatch, empty output)."""
+    if type(mod) not in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
+        return None
+    from archlint.ops.conv import window_output_size
+    nd = len(mod.kernel_size)
+    weight = mod.weight
+    if x.dim() != nd + 2 or isinstance(mod.padding, str) or x.shape[1] != mod.in_channels \
+            or x.dtype != weight.dtype or (x.device != weight.device and weight.device.type != "meta"):
+        return None
+    spatial = []
+    for i in range(nd):
+        p = mod.padding[i]
+        size = window_output_size(int(x.shape[2 + i]), mod.kernel_size[i], mod.stride[i], mod.dilation[i], p, p)
+        if size <= 0:
+            return None
+        spatial.append(size)
+    return torch.empty((x.shape[0], mod.out_channels, *spatial), dtype=x.dtype, device=x.device)
+
+
+def _linear_output(mod: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """``[..., in_features] -> [..., out_features]`` (exactly ``nn.Linear``, matching dtype)."""
+    if type(mod) is not nn.Linear or x.shape[-1] != mod.in_features or x.dtype != mod.weight.dtype:
+        return None
+    return torch.empty((*x.shape[:-1], mod.out_features), dtype=x.dtype, device=x.device)
+
+
+def _channel_norm_output(mod: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """BatchNorm / InstanceNorm: the input, when its channel axis (1) has ``num_features``."""
+    return x if x.dim() >= 2 and x.shape[1] == mod.num_features and x.is_floating_point() else None
+
+
+def _group_norm_output(mod: Any, x: torch.Tensor) -> torch.Tensor | None:
+    return x if x.dim() >= 2 and x.shape[1] == mod.num_channels and x.is_floating_point() else None
+
+
+def _layer_norm_output(mod: Any, x: torch.Tensor) -> torch.Tensor | None:
+    n = len(mod.normalized_shape)
+    return x if tuple(x.shape[-n:]) == tuple(mod.normalized_shape) and x.is_floating_point() else None
+
+
+def _elementwise_output(mod: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """Elementwise modules: the input itself (PReLU only when its slope count fits the channels)."""
+    if isinstance(mod, nn.PReLU) and mod.num_parameters not in (1, x.shape[1] if x.dim() > 1 else 1):
+        return None
+    return x
+
+
+def _pool_entry(mod: Any, in_rank: int | None) -> Entry:
+    n = _spatial(mod, in_rank)
+    kernel = _tuple(mod.kernel_size, n)
+    stride = _tuple(mod.stride if mod.stride is not None else mod.kernel_size, n)
+    return "pool", {"kernel": kernel, "stride": stride, "pads": _tuple(mod.padding, n) * 2,
+                    "dilation": _tuple(getattr(mod, "dilation", 1), n), "ceil_mode": bool(mod.ceil_mode),
+                    "mode": "max" if isinstance(mod, nn.modules.pooling._MaxPoolNd) else "avg"}, []
+
+
+def _adaptive_pool_entry(mod: Any, in_rank: int | None) -> Entry:
+    size = mod.output_size
+    sizes = size if isinstance(size, (list, tuple)) else [size]
+    kind = "global_pool" if all(s == 1 for s in sizes) else "adaptive_pool"
+    return kind, {"mode": "avg" if "Avg" in type(mod).__name__ else "max"}, []
+
+
+def _norm_entry(mod: Any, in_rank: int | None) -> Entry:
+    return "norm", {"norm": _norm_name(mod)}, ["weight", "bias"]
+
+
+def _mha_entry(mod: Any, in_rank: int | None) -> Entry:
+    return "multihead_attention", {"embed_dim": mod.embed_dim, "num_heads": mod.num_heads, "kdim": mod.kdim,
+                                   "vdim": mod.vdim, "batch_first": mod.batch_first}, \
+        [n for n, _ in mod.named_parameters()]
+
+
+def _activation_entry(mod: Any, in_rank: int | None) -> Entry:
+    return "activation", {}, [n for n, _ in mod.named_parameters(recurse=False)]
+
+
+def _pad_entry(mod: Any, in_rank: int | None) -> Entry:
+    rank = in_rank or (len(mod.padding) // 2 + 2)
+    return "pad", {"pads": torch_pad_to_onnx(mod.padding, rank)}, []
+
+
+def _fixed(kind: str, params: Sequence[str] = (), **attrs: Any) -> Callable[[Any, int | None], Entry]:
+    return lambda mod, in_rank: (kind, dict(attrs), list(params))
+
+
+# activations and dropouts whose output is their input's shape and dtype
+_ELEMENTWISE_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid,
+                            nn.LeakyReLU, nn.ELU, nn.Mish, nn.PReLU, nn.Hardtanh, nn.SELU, nn.CELU, nn.Softplus)
+_SAME_SHAPE_IDENTITIES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity)
+
+# first match wins: the order is that of the translation's precedence
+MODULE_OPS: tuple[ModuleOp, ...] = (
+    ModuleOp(_is(nn.modules.conv._ConvNd), _conv_entry, _conv_output),
+    ModuleOp(_is(nn.Linear), _fixed("linear", ("weight", "bias"), weight_layout="out_in"), _linear_output),
+    ModuleOp(_is(nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd), _pool_entry),
+    ModuleOp(_is(nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd),
+             _adaptive_pool_entry),
+    ModuleOp(_is(nn.modules.batchnorm._NormBase), _norm_entry, _channel_norm_output),
+    ModuleOp(_is(nn.LayerNorm), _norm_entry, _layer_norm_output),
+    ModuleOp(_is(nn.GroupNorm), _norm_entry, _group_norm_output),
+    ModuleOp(lambda cls: issubclass(cls, nn.LocalResponseNorm) or cls.__name__ == "RMSNorm", _norm_entry),
+    ModuleOp(_is(nn.Softmax, nn.LogSoftmax, nn.Softmin),
+             lambda mod, in_rank: ("softmax", {"axis": mod.dim if mod.dim is not None else -1}, [])),
+    ModuleOp(_is(nn.MultiheadAttention), _mha_entry),
+    ModuleOp(lambda cls: issubclass(cls, _ELEMENTWISE_ACTIVATIONS) and cls.__module__ == "torch.nn.modules.activation",
+             _activation_entry, _elementwise_output),
+    ModuleOp(lambda cls: cls.__module__ == "torch.nn.modules.activation", _activation_entry),
+    ModuleOp(_is(*_SAME_SHAPE_IDENTITIES), _fixed("identity"), _elementwise_output),
+    ModuleOp(_is(nn.AlphaDropout), _fixed("identity")),
+    ModuleOp(_is(nn.Flatten, nn.Unflatten), _fixed("reshape")),
+    ModuleOp(_is(nn.Upsample), lambda mod, in_rank: ("resize", {"mode": _interp_mode(mod.mode)}, [])),
+    ModuleOp(_is(nn.PixelShuffle), lambda mod, in_rank: ("depth_to_space", {"blocksize": mod.upscale_factor}, [])),
+    ModuleOp(_is(nn.PixelUnshuffle),
+             lambda mod, in_rank: ("space_to_depth", {"blocksize": mod.downscale_factor}, [])),
+    ModuleOp(lambda cls: issubclass(cls, (nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
+                                          nn.modules.padding._ReplicationPadNd))
+             or cls.__name__.startswith(("ZeroPad", "CircularPad")), _pad_entry),
+    ModuleOp(_is(nn.Embedding), _fixed("gather", ("weight",), axis=0)),
+)
+
+
+_MODULE_OP_OF: dict[type, ModuleOp | None] = {}  # the first match, per class
+
+
+def module_op(cls: type) -> ModuleOp | None:
+    """The record for a module class, or None when modules of that class are not
+    translated as one layer (they are traced through)."""
+    try:
+        return _MODULE_OP_OF[cls]
+    except KeyError:
+        op = _MODULE_OP_OF[cls] = next((op for op in MODULE_OPS if op.match(cls)), None)
+        return op
+
+
+def module_entry(mod: nn.Module, in_rank: int | None) -> Entry | None:
     """(kind, attrs, parameter attribute names in the registry's input order), or None
     when the module is not one we translate as a single layer (it is traced through)."""
-    if isinstance(mod, nn.modules.conv._ConvNd):
-        if mod.transposed:
-            attrs = conv_attrs(mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.groups)
-            attrs["output_padding"] = list(mod.output_padding)
-            return "conv_transpose", attrs, ["weight", "bias"]
-        return "conv", conv_attrs(mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.groups), \
-            ["weight", "bias"]
-    if isinstance(mod, nn.Linear):
-        return "linear", {"weight_layout": "out_in"}, ["weight", "bias"]
-    if isinstance(mod, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)):
-        n = _spatial(mod, in_rank)
-        kernel = _tuple(mod.kernel_size, n)
-        stride = _tuple(mod.stride if mod.stride is not None else mod.kernel_size, n)
-        return "pool", {"kernel": kernel, "stride": stride, "pads": _tuple(mod.padding, n) * 2,
-                        "dilation": _tuple(getattr(mod, "dilation", 1), n), "ceil_mode": bool(mod.ceil_mode),
-                        "mode": "max" if isinstance(mod, nn.modules.pooling._MaxPoolNd) else "avg"}, []
-    if isinstance(mod, (nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
-        size = mod.output_size
-        sizes = size if isinstance(size, (list, tuple)) else [size]
-        kind = "global_pool" if all(s == 1 for s in sizes) else "adaptive_pool"
-        return kind, {"mode": "avg" if "Avg" in type(mod).__name__ else "max"}, []
-    if isinstance(mod, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)) or \
-            type(mod).__name__ == "RMSNorm":
-        return "norm", {"norm": _norm_name(mod)}, ["weight", "bias"]
-    if isinstance(mod, (nn.Softmax, nn.LogSoftmax, nn.Softmin)):
-        return "softmax", {"axis": mod.dim if mod.dim is not None else -1}, []
-    if isinstance(mod, nn.MultiheadAttention):
-        return "multihead_attention", {"embed_dim": mod.embed_dim, "num_heads": mod.num_heads,
-                                       "kdim": mod.kdim, "vdim": mod.vdim, "batch_first": mod.batch_first}, \
-            [n for n, _ in mod.named_parameters()]
-    if type(mod).__module__ == "torch.nn.modules.activation":
-        return "activation", {}, [n for n, _ in mod.named_parameters(recurse=False)]
-    if isinstance(mod, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.Identity)):
-        return "identity", {}, []
-    if isinstance(mod, (nn.Flatten, nn.Unflatten)):
-        return "reshape", {}, []
-    if isinstance(mod, nn.Upsample):
-        return "resize", {"mode": _interp_mode(mod.mode)}, []
-    if isinstance(mod, nn.PixelShuffle):
-        return "depth_to_space", {"blocksize": mod.upscale_factor}, []
-    if isinstance(mod, nn.PixelUnshuffle):
-        return "space_to_depth", {"blocksize": mod.downscale_factor}, []
-    if isinstance(mod, (nn.modules.padding._ConstantPadNd, nn.modules.padding._ReflectionPadNd,
-                        nn.modules.padding._ReplicationPadNd)) or type(mod).__name__.startswith(("ZeroPad",
-                                                                                                   "CircularPad")):
-        rank = in_rank or (len(mod.padding) // 2 + 2)
-        return "pad", {"pads": torch_pad_to_onnx(mod.padding, rank)}, []
-    if isinstance(mod, nn.Embedding):
-        return "gather", {"axis": 0}, ["weight"]
-    return None
+    op = module_op(type(mod))
+    return op.translate(mod, in_rank) if op is not None else None
+
+
+def module_output(mod: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """A tensor standing for ``mod(x)`` without running it, for the shape-preserving
+    families of :data:`MODULE_OPS`; None when the module must be run."""
+    op = module_op(type(mod))
+    return op.output(mod, x) if op is not None and op.output is not None else None
 
 
 def _norm_name(mod: nn.Module) -> str:
@@ -133,10 +266,25 @@ def _interp_mode(mode: str) -> str:
 
 
 # ---------------------------------------------------------------- functions, methods, aten ops
-# Each handler gets (args, kwargs, ctx) where tensor arguments are already replaced by
+# Each handler gets (args, kwargs) where tensor arguments are already replaced by
 # their shapes (tuples) and returns (kind, attrs) or (kind, attrs, input_order) where
 # input_order lists the positions of the tensor arguments in registry order.
 Handler = Callable[[list[Any], dict[str, Any]], tuple]
+SameShape = Literal["", "unary", "binary"]
+
+
+@dataclass(frozen=True)
+class FunctionOp:
+    """One function / tensor method / aten op name.
+
+    ``same_shape``: ``unary`` when the result has the first argument's shape and dtype
+    (a floating tensor, no other tensor argument), ``binary`` for elementwise binary
+    operators whose result has the shape and dtype of two equal tensors, or of a tensor
+    combined with a Python number. The tracer then lets the first argument stand for the
+    result instead of running the op on fake tensors."""
+
+    handler: Handler
+    same_shape: SameShape = ""
 
 
 def _arg(args: list[Any], kwargs: dict[str, Any], i: int, name: str, default: Any = None) -> Any:
@@ -298,7 +446,7 @@ CONSTANT_NAMES = ("zeros", "ones", "full", "empty", "arange", "zeros_like", "one
 REDUCE_NAMES = ("mean", "sum", "amax", "amin", "max", "min", "std", "var", "prod", "norm", "logsumexp", "argmax",
                 "argmin", "cumsum", "all", "any", "topk", "sort", "var_mean", "std_mean", "count_nonzero")
 
-OP_HANDLERS: dict[str, Handler] = {
+_HANDLERS: dict[str, Handler] = {
     "conv1d": _conv, "conv2d": _conv, "conv3d": _conv,
     "conv_transpose1d": _conv_transpose, "conv_transpose2d": _conv_transpose, "conv_transpose3d": _conv_transpose,
     "convolution": _convolution, "_convolution": _convolution,
@@ -341,13 +489,56 @@ OP_HANDLERS: dict[str, Handler] = {
     "tensor_split": _const("split"),
     "pixel_shuffle": _pixel("depth_to_space"), "pixel_unshuffle": _pixel("space_to_depth"),
 }
-OP_HANDLERS.update({n: _const("activation") for n in ACTIVATION_NAMES})
-OP_HANDLERS.update({n: _const("elementwise") for n in ELEMENTWISE_NAMES})
-OP_HANDLERS.update({n: _const("reshape") for n in RESHAPE_NAMES})
-OP_HANDLERS.update({n: _const("identity") for n in IDENTITY_NAMES})
-OP_HANDLERS.update({n: _const("constant") for n in CONSTANT_NAMES})
-OP_HANDLERS.update({n: _reduce for n in REDUCE_NAMES})
-OP_HANDLERS["flatten"] = _const("reshape")
+_HANDLERS.update({n: _const("activation") for n in ACTIVATION_NAMES})
+_HANDLERS.update({n: _const("elementwise") for n in ELEMENTWISE_NAMES})
+_HANDLERS.update({n: _const("reshape") for n in RESHAPE_NAMES})
+_HANDLERS.update({n: _const("identity") for n in IDENTITY_NAMES})
+_HANDLERS.update({n: _const("constant") for n in CONSTANT_NAMES})
+_HANDLERS.update({n: _reduce for n in REDUCE_NAMES})
+_HANDLERS["flatten"] = _const("reshape")
+
+# names whose functions keep their first argument's shape and dtype (see FunctionOp)
+UNARY_SAME_SHAPE = ("relu", "relu6", "silu", "gelu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "mish", "elu",
+                    "leaky_relu", "hardtanh", "dropout")
+BINARY_SAME_SHAPE = ("add", "mul", "sub", "iadd", "imul", "isub", "truediv")
+FUNCTION_OPS: dict[str, FunctionOp] = {
+    name: FunctionOp(handler, "unary" if name in UNARY_SAME_SHAPE else "binary" if name in BINARY_SAME_SHAPE else "")
+    for name, handler in _HANDLERS.items()}
+
+
+@lru_cache(maxsize=1024)
+def _same_shape(target: Any) -> SameShape:
+    """The ``same_shape`` property of a torch or ``operator`` function (never of user code)."""
+    module = getattr(target, "__module__", None) or ""
+    if not (module.startswith("torch") or module == operator.__name__ or module == "_operator"):
+        return ""
+    op = FUNCTION_OPS.get(op_name(target))
+    return op.same_shape if op is not None else ""
+
+
+def call_output(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """The first argument standing for the result of a call to a ``same_shape`` function
+    (see :class:`FunctionOp`); None when that is not certain (broadcasting, dtype
+    promotion, keyword arguments of a binary operator, non-floating input)."""
+    if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_floating_point():
+        return None
+    try:
+        rule = _same_shape(target)
+    except TypeError:  # an unhashable callable: not a torch function
+        return None
+    x = args[0]
+    if rule == "unary":
+        if any(isinstance(a, torch.Tensor) for a in args[1:]) or \
+                any(isinstance(v, torch.Tensor) for v in kwargs.values()):
+            return None
+        return x
+    if rule == "binary" and len(args) == 2 and not kwargs:
+        y = args[1]
+        if isinstance(y, torch.Tensor):
+            return x if y.shape == x.shape and y.dtype == x.dtype and y.device == x.device else None
+        if isinstance(y, (int, float)) and not isinstance(y, bool):
+            return x
+    return None
 
 
 def op_name(target: Any) -> str:

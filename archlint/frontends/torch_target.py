@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from archlint.errors import ArchlintError
+from archlint.errors import ArchlintError, first_line
 
 
 def _torch() -> Any:
@@ -54,8 +54,7 @@ def _call(fn: Any, target: str, what: str) -> Any:
         raise ArchlintError(f"{target}: {what} failed: {exc} (it must take no arguments; wrap it in a factory "
                             f"function that passes them)") from None
     except Exception as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ArchlintError(f"{target}: {what} raised {type(exc).__name__}: {text}") from None
+        raise ArchlintError(f"{target}: {what} raised {_describe(exc)}") from None
 
 
 def _import(head: str, target: str) -> Any:
@@ -74,8 +73,7 @@ def _import(head: str, target: str) -> Any:
             spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(name, None)
-            raise ArchlintError(f"{target}: importing {head} raised {type(exc).__name__}: "
-                                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+            raise ArchlintError(f"{target}: importing {head} raised {_describe(exc)}") from None
         finally:
             sys.path.remove(str(path.resolve().parent))
         return module
@@ -86,5 +84,9 @@ def _import(head: str, target: str) -> Any:
     except ModuleNotFoundError as exc:
         raise ArchlintError(f"{target}: no module named '{exc.name}'") from None
     except Exception as exc:
-        raise ArchlintError(f"{target}: importing {head} raised {type(exc).__name__}: "
-                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+        raise ArchlintError(f"{target}: importing {head} raised {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    """``TypeName: first line of the message`` (the type name alone when there is no message)."""
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
