@@ -430,7 +430,10 @@ ELEMENTWISE_NAMES = ("add", "sub", "mul", "truediv", "div", "floordiv", "pow", "
                      "cos", "square", "iadd", "isub", "imul", "itruediv", "rsub", "floor", "ceil", "round",
                      "sign", "lerp", "addcmul", "addcdiv", "bitwise_and", "bitwise_or", "remainder", "fmod",
                      "floor_divide", "exp2", "log1p", "expm1", "sigmoid_", "add_", "mul_", "copysign", "atan2",
-                     "logit", "nan_to_num", "isnan", "isinf", "clamp_")
+                     "logit", "nan_to_num", "isnan", "isinf", "clamp_",
+                     # Python's operators on tensors as torch.export records them (boolean masks)
+                     "__and__", "__or__", "__xor__", "__invert__", "bitwise_xor", "bitwise_not", "logical_xor",
+                     "xor")
 RESHAPE_NAMES = ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "expand", "expand_as",
                  "view_as", "reshape_as", "_unsafe_view", "t", "repeat", "tile", "broadcast_to", "movedim",
                  "moveaxis", "swapaxes", "roll", "flip", "repeat_interleave", "stack", "as_strided", "unfold",

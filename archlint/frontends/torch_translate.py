@@ -41,28 +41,33 @@ class Translator:
             self.graph.add_tensor(name, tuple(int(d) for d in value.shape), str(value.dtype).replace("torch.", ""))
 
     def define_outputs(self, node: fx.Node, value: Any) -> list[str]:
-        """Tensors produced by a node: one, or one per element of a tuple result."""
+        """Tensors produced by a node: one, or one per tensor element of a tuple result.
+
+        A tuple result keeps one name per position in ``alias`` (so ``result[i]`` finds its
+        element), but a ``None`` element (``nn.MultiheadAttention``'s weights when
+        ``need_weights=False``) is no tensor and no output."""
         if isinstance(value, torch.Tensor):
-            names = [node.name]
             self.add_tensor_from_value(node.name, value)
-        elif isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) or v is None
-                                                                 for v in value):
-            names = []
-            for i, v in enumerate(value):
-                name = f"{node.name}.{i}"
-                names.append(name)
+            self.alias[node.name] = [node.name]
+            return [node.name]
+        if isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) or v is None
+                                                               for v in value):
+            names = [f"{node.name}.{i}" for i in range(len(value))]
+            for name, v in zip(names, value):
                 self.add_tensor_from_value(name, v)
-        else:
-            names = []
-        self.alias[node.name] = names
-        return names
+            self.alias[node.name] = names
+            return [name for name, v in zip(names, value) if v is not None]
+        self.alias[node.name] = []
+        return []
 
     def tensor_inputs(self, args: Iterable[Any]) -> list[str]:
         out: list[str] = []
         for a in args:
             if isinstance(a, fx.Node):
-                out.extend(self.alias.get(a.name, [])[:1] if len(self.alias.get(a.name, [])) > 1
-                           else self.alias.get(a.name, []))
+                names = self.alias.get(a.name, [])
+                if len(names) > 1:  # a multi-output node stands for its first tensor
+                    names = [n for n in names if n in self.graph.tensors][:1]
+                out.extend(names)
             elif isinstance(a, (list, tuple)):
                 out.extend(self.tensor_inputs(a))
         return out
