@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 import torch
 from torch import nn
 
 from archlint.errors import ArchlintError
+from archlint.frontends.torch_target import LABEL_ATTR
 from archlint.frontends.torch_trace import trace_export, trace_fx
 from archlint.frontends.torch_translate import ExportTranslator, FxTranslator
 from archlint.input_spec import InputShapes
@@ -59,8 +61,16 @@ def load_module(module: nn.Module, shapes: InputShapes, example_inputs: Any = No
         module.train(was_training)
     _add_unused_parameters(graph, module)
     graph.meta.setdefault("format", "torch")
-    graph.meta["class"] = f"{type(module).__module__}.{type(module).__qualname__}"
+    graph.meta["class"] = class_label(type(module))
     return graph
+
+
+def class_label(cls: type) -> str:
+    """``package.module.Class``; for a class from a ``file.py:attr`` target, the file's
+    stem instead of the unique import name archlint gave the file (``model.Net``), so the
+    label is the same in every run and on every machine."""
+    module = sys.modules.get(cls.__module__)
+    return f"{getattr(module, LABEL_ATTR, cls.__module__)}.{cls.__qualname__}"
 
 
 def _add_unused_parameters(graph: ModelGraph, module: nn.Module) -> None:

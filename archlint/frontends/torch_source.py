@@ -1,6 +1,10 @@
 """Where a traced layer comes from in the user's code: the call site of a function, the
 ``self.<attr> = ...`` line that constructed a module, and which files are library code
 (torch, archlint, installed packages) rather than the user's model.
+
+"Library code" is decided by a file's real location against the installed packages'
+roots, never by substrings of its path: a model kept under a folder named ``torch`` or
+``archlint`` is still the user's code, so its source lines and suppressions are found.
 """
 
 from __future__ import annotations
@@ -9,21 +13,42 @@ import ast
 import inspect
 import os
 import re
+import site
+import sysconfig
 import textwrap
 from functools import lru_cache
 from typing import Any
 
+import torch
 import torch.fx as fx
 from torch import nn
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
+@lru_cache(maxsize=1)
+def library_roots() -> tuple[str, ...]:
+    """Real paths of the folders holding library code: torch's and archlint's package
+    folders, the standard library, and every site-packages folder Python knows about."""
+    archlint_package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    roots = {os.path.dirname(torch.__file__), archlint_package}
+    paths = sysconfig.get_paths()
+    roots.update(paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths)
+    roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    user_site = site.getusersitepackages() if hasattr(site, "getusersitepackages") else None
+    if isinstance(user_site, str):
+        roots.add(user_site)
+    return tuple(sorted({os.path.realpath(r) for r in roots if r}))
+
+
 @lru_cache(maxsize=4096)
 def is_library(path: str) -> bool:
-    norm = path.replace("\\", "/")
-    return "/torch/" in norm or "/site-packages/" in norm or "/dist-packages/" in norm or \
-        "/archlint/" in norm or norm.startswith("<")
+    """True for code that is not the user's model: generated or frozen code (``<frozen
+    ...>``, fx's ``<eval_with_key>``) and files under a :func:`library_roots` folder."""
+    if not path or path.startswith("<"):
+        return True
+    real = os.path.realpath(path)
+    return any(real == root or real.startswith(root + os.sep) for root in library_roots())
 
 
 def relative(path: str) -> str:

@@ -7,6 +7,7 @@ here, and only when such a target is given.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -14,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from archlint.errors import ArchlintError, first_line
+
+# set on a module imported from a file.py target: the label its classes are shown under
+# (the file's stem), instead of the unique import name archlint gives the file
+LABEL_ATTR = "__archlint_label__"
 
 
 def _torch() -> Any:
@@ -53,8 +58,8 @@ def _call(fn: Any, target: str, what: str) -> Any:
     except TypeError as exc:
         raise ArchlintError(f"{target}: {what} failed: {exc} (it must take no arguments; wrap it in a factory "
                             f"function that passes them)") from None
-    except Exception as exc:
-        raise ArchlintError(f"{target}: {what} raised {_describe(exc)}") from None
+    except (Exception, SystemExit) as exc:
+        raise ArchlintError(f"{target}: {what} {_describe(exc)}") from None
 
 
 def _import(head: str, target: str) -> Any:
@@ -62,18 +67,20 @@ def _import(head: str, target: str) -> Any:
         path = Path(head)
         if not path.is_file():
             raise ArchlintError(f"{target}: no such file {head}")
-        name = f"_archlint_target_{abs(hash(str(path.resolve())))}"
+        # a name that is the same in every run (hash() of a str changes with PYTHONHASHSEED)
+        name = f"_archlint_target_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise ArchlintError(f"{target}: cannot import {head}")
         module = importlib.util.module_from_spec(spec)
+        setattr(module, LABEL_ATTR, path.stem)
         sys.path.insert(0, str(path.resolve().parent))
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             sys.modules.pop(name, None)
-            raise ArchlintError(f"{target}: importing {head} raised {_describe(exc)}") from None
+            raise ArchlintError(f"{target}: importing {head} {_describe(exc)}") from None
         finally:
             sys.path.remove(str(path.resolve().parent))
         return module
@@ -83,10 +90,14 @@ def _import(head: str, target: str) -> Any:
         return importlib.import_module(head)
     except ModuleNotFoundError as exc:
         raise ArchlintError(f"{target}: no module named '{exc.name}'") from None
-    except Exception as exc:
-        raise ArchlintError(f"{target}: importing {head} raised {_describe(exc)}") from None
+    except (Exception, SystemExit) as exc:
+        raise ArchlintError(f"{target}: importing {head} {_describe(exc)}") from None
 
 
 def _describe(exc: BaseException) -> str:
-    """``TypeName: first line of the message`` (the type name alone when there is no message)."""
-    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
+    """``raised TypeName: first line of the message`` (the type name alone when there is no
+    message), or ``called sys.exit(code)``: a target that exits is bad input, not a reason
+    for archlint to exit silently with the target's code."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return f"raised {type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else f"raised {type(exc).__name__}"
