@@ -138,6 +138,16 @@ def _elementwise_output(mod: Any, x: torch.Tensor) -> torch.Tensor | None:
     return x
 
 
+# the input ranks F.dropout1d/2d/3d accept (others raise, so they are run to fail as in real use)
+_DROPOUT_RANKS = {nn.Dropout1d: (2, 3), nn.Dropout2d: (3, 4), nn.Dropout3d: (4, 5)}
+
+
+def _dropout_output(mod: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """Dropouts and Identity: the input (channel dropouts only at the ranks they accept)."""
+    ranks = _DROPOUT_RANKS.get(type(mod))
+    return x if ranks is None or x.dim() in ranks else None
+
+
 def _pool_entry(mod: Any, in_rank: int | None) -> Entry:
     n = _spatial(mod, in_rank)
     kernel = _tuple(mod.kernel_size, n)
@@ -199,7 +209,7 @@ MODULE_OPS: tuple[ModuleOp, ...] = (
     ModuleOp(lambda cls: issubclass(cls, _ELEMENTWISE_ACTIVATIONS) and cls.__module__ == "torch.nn.modules.activation",
              _activation_entry, _elementwise_output),
     ModuleOp(lambda cls: cls.__module__ == "torch.nn.modules.activation", _activation_entry),
-    ModuleOp(_is(*_SAME_SHAPE_IDENTITIES), _fixed("identity"), _elementwise_output),
+    ModuleOp(_is(*_SAME_SHAPE_IDENTITIES), _fixed("identity"), _dropout_output),
     ModuleOp(_is(nn.AlphaDropout), _fixed("identity")),
     ModuleOp(_is(nn.Flatten, nn.Unflatten), _fixed("reshape")),
     ModuleOp(_is(nn.Upsample), lambda mod, in_rank: ("resize", {"mode": _interp_mode(mod.mode)}, [])),
