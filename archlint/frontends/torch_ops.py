@@ -4,6 +4,11 @@ shared op vocabulary with normalised attributes. Translation only: no costs here
 Functional calls (``F.conv2d``), tensor methods (``x.view``) and aten ops from
 ``torch.export`` (``aten.conv2d.default``) are looked up by one op name, since their
 argument orders agree; the few that differ are handled by name.
+
+One record per module family (:data:`MODULE_OPS`) and per op name (:data:`FUNCTION_OPS`)
+holds everything the frontend knows about it: how it translates, and whether its output
+has a shape the tracer can read off its input without running it (the speed layer:
+``ModuleOp.output``, ``FunctionOp.same_shape``).
 """
 
 from __future__ import annotations

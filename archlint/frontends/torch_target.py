@@ -56,8 +56,8 @@ def _call(fn: Any, target: str, what: str) -> Any:
     try:
         return fn()
     except TypeError as exc:
-        raise ArchlintError(f"{target}: {what} failed: {exc} (it must take no arguments; wrap it in a factory "
-                            f"function that passes them)") from None
+        raise ArchlintError(f"{target}: {what} failed: {first_line(exc)} (it must take no arguments; wrap it in a "
+                            f"factory function that passes them)") from None
     except (Exception, SystemExit) as exc:
         raise ArchlintError(f"{target}: {what} {_describe(exc)}") from None
 
@@ -100,4 +100,5 @@ def _describe(exc: BaseException) -> str:
     for archlint to exit silently with the target's code."""
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
-    return f"raised {type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else f"raised {type(exc).__name__}"
+    name = type(exc).__name__
+    return f"raised {name}: {first_line(exc)}" if str(exc).strip() else f"raised {name}"

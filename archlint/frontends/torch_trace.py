@@ -106,7 +106,7 @@ def trace_fx(module: nn.Module, shapes: InputShapes, example_inputs: Any, dtype:
             warnings.simplefilter("ignore")
             Recorder(gm).run(*inputs)
     except _LayerFailure as exc:
-        raise ArchlintError(first_line(exc)) from None
+        raise ArchlintError(str(exc)) from None  # one line, built by Recorder.run_node
     except Exception as exc:
         raise ArchlintError(f"the model rejected the input: {first_line(exc)}") from None
     opaque = sorted({op_name(n.target) for n in gm.graph.nodes if n.op == "call_function"
