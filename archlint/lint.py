@@ -12,7 +12,7 @@ from archlint.rules.suppression import ALL, layer_suppressions
 def lint(report: Report, config: Config | None = None) -> list[Finding]:
     """Fill ``report.findings`` and return them, most severe first, then in layer order."""
     config = config or Config()
-    path = report.model.get("path")
+    path = report.model.path
     suppressions = layer_suppressions(report)
     used: dict[str, set[str]] = {}
     findings: list[Finding] = []

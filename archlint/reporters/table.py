@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tabulate import tabulate
 
 from archlint.report import Report
+from archlint.reporters.registry import Format, RenderOptions
 from archlint.units import human, human_bytes
 
 
-def _shape(shape: object) -> str:
-    return "?" if shape is None else "x".join(str(d) for d in shape)  # type: ignore[union-attr]
+def _shape(shape: Sequence[int] | None) -> str:
+    return "?" if shape is None else "x".join(str(d) for d in shape)
 
 
 def render(report: Report, show_all: bool = False) -> str:
@@ -28,14 +31,14 @@ def render(report: Report, show_all: bool = False) -> str:
                      human(layer.macs), share])
     model = report.model
     lines = []
-    head = f"model: {model.get('path') or '<in memory>'} ({model.get('format')}"
-    if model.get("opset"):
-        head += f", opset {model['opset']}"
-    if model.get("tracer"):
-        head += f", traced with {model['tracer']}"
+    head = f"model: {model.label} ({model.format}"
+    if model.opset:
+        head += f", opset {model.opset}"
+    if model.tracer:
+        head += f", traced with {model.tracer}"
     head += ")"
     lines.append(head)
-    for inp in model.get("inputs", []):
+    for inp in model.inputs:
         lines.append(f"input: {inp['name']} {_shape(inp['shape'])} {inp.get('dtype') or ''}".rstrip())
     lines.append("")
     lines.append(tabulate(rows, headers=["layer", "op", "output", "RF", "params", "MACs", "% MACs"],
@@ -69,7 +72,7 @@ def render_findings(report: Report) -> str:
     return "\n".join(lines)
 
 
-def render_statistics(reports: list[Report]) -> str:
+def render_statistics(reports: Sequence[Report]) -> str:
     """Counts per rule over every report, like ruff --statistics."""
     from collections import Counter
 
@@ -78,3 +81,11 @@ def render_statistics(reports: list[Report]) -> str:
         return "no findings"
     return "\n".join(f"{n:5d}  {code}  {name} [{sev}]" for (code, name, sev), n in
                      sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][0])))
+
+
+def render_all(reports: Sequence[Report], options: RenderOptions) -> str:
+    """Each report's layer table followed by its findings."""
+    return "\n\n".join(f"{render(r, show_all=options.show_all)}\n\n{render_findings(r)}" for r in reports)
+
+
+FORMAT = Format("table", render_all, statistics_inline=True, order=0)

@@ -41,18 +41,20 @@ def layer_suppressions(report: Report) -> dict[str, tuple[set[str], str]]:
     return out
 
 
-def check_unused(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+def check_unused(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
     """Filled in by the engine, which knows which suppressions matched a finding."""
     return iter(())
 
 
 AL001 = Rule(
-    "AL001", "unused-suppression", "warning",
-    "an archlint: ignore[...] suppression that suppresses nothing",
-    """A suppression comment (`# archlint: ignore[AL101]` on the line that constructs a module) or an ONNX
-node's `archlint.ignore` metadata entry that matched no finding is stale: the layer changed or the rule no
-longer fires. Remove it so that it does not hide a future finding (ruff's RUF100 does the same for noqa).
-
-Example:
-    self.conv = nn.Conv2d(3, 8, 3)  # archlint: ignore[AL101]   <- AL101 does not fire on a 3-channel input""",
-    check_unused)
+    code="AL001", name="unused-suppression", severity="warning",
+    summary="an archlint: ignore[...] suppression that suppresses nothing",
+    what="""
+        Reports a suppression comment (# archlint: ignore[AL101] on the line that constructs a module or
+        makes the call) or an ONNX node's archlint.ignore metadata entry that matched no finding.""",
+    why="""
+        A stale suppression (the layer changed or the rule no longer fires) would hide a future finding.
+        ruff's RUF100 does the same for noqa comments.""",
+    example="self.conv = nn.Conv2d(3, 8, 3)  # archlint: ignore[AL101]   <- AL101 does not fire on 3 channels",
+    instead="self.conv = nn.Conv2d(3, 8, 3)",
+    check=check_unused)
