@@ -45,8 +45,8 @@ def find_conv(report: Report, name: str) -> ConvView:
 def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, Any]]:
     v = find_conv(report, name)
     rec = v.record
-    rows: list[dict[str, Any]] = [{"variant": "original", "params": rec.params, "macs": rec.macs or 0, "bytes": rec.bytes,
-             "est_time_s": rec.est_time}]
+    rows: list[dict[str, Any]] = [{"variant": "original", "params": rec.params, "macs": rec.macs or 0,
+                                   "bytes": rec.bytes, "est_time_s": rec.est_time}]
     variants = chains(v)
     if "depthwise-separable" in variants:
         params, macs, nbytes, parts = _depthwise_separable(v)

@@ -47,9 +47,9 @@ def _depthwise_separable(v: ConvView) -> tuple[int, int, int, list[tuple[float, 
     params = v.ci * v.k_area + v.ci * v.co + bias
     traffic = v.traffic(params, intermediates=mid)
     e = v.elem_bytes
-    parts: list[tuple[float, float, str, int]] = [(2 * dw_macs, (v.in_elements + mid + v.ci * v.k_area) * e, "depthwise", 1),
-             (2 * pw_macs + (v.out_elements if bias else 0), (mid + v.out_elements + v.ci * v.co + bias) * e, "dense",
-              v.ci)]
+    parts: list[tuple[float, float, str, int]] = [
+        (2 * dw_macs, (v.in_elements + mid + v.ci * v.k_area) * e, "depthwise", 1),
+        (2 * pw_macs + (v.out_elements if bias else 0), (mid + v.out_elements + v.ci * v.co + bias) * e, "dense", v.ci)]
     return params, dw_macs + pw_macs, traffic, parts
 
 
