@@ -48,13 +48,13 @@ def check_ignored_border(rule: Rule, report: Report, opts: Any) -> Iterator[Find
                 ignored[axis] = (unread - ends[axis], size, begins[axis], ends[axis], k_eff, stride[axis])
         if ignored:
             names = {n - 2: "rows", n - 1: "columns"}
-            parts = [f"last {real} input {names.get(axis, f'slices of axis {axis}')} (in {size} + pads "
-                     f"{pb}+{pe} - k_eff {k} = {size + pb + pe - k}, mod stride {s} = {real + pe})"
-                     for axis, (real, size, pb, pe, k, s) in ignored.items()]
+            parts = [f"{names.get(axis, f'axis-{axis} slices')} ({real})" for axis, (real, *_) in ignored.items()]
+            arithmetic = [f"in {size} + pads {pb}+{pe} - k_eff {k} = {size + pb + pe - k}, mod stride {s} = {real + pe}"
+                          for axis, (real, size, pb, pe, k, s) in ignored.items()]
             yield rule.finding(
-                f"{rec.op}: the {' and the '.join(parts)} are never read by any window; change the padding "
-                f"or the input size so that (in + pads - k_eff) is a multiple of the stride", rec,
-                details={"ignored": {str(a): v[0] for a, v in ignored.items()}})
+                f"{rec.op}: last input {' and '.join(parts)} never read by any window; pad so that "
+                f"(in + pads - k_eff) % stride == 0", rec,
+                details={"ignored": {str(a): v[0] for a, v in ignored.items()}, "arithmetic": arithmetic})
 
 
 def check_strided_pointwise(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
@@ -66,9 +66,8 @@ def check_strided_pointwise(rule: Rule, report: Report, opts: Any) -> Iterator[F
             kept *= s
         stride = "x".join(map(str, v.stride))
         yield rule.finding(
-            f"1x1 conv with stride {stride} reads 1 of every {kept} input positions and discards "
-            f"{kept - 1}/{kept} of its input; average-pool with stride {stride} first, then a 1x1 conv with "
-            f"stride 1 (ResNet-D, He et al. 2019: same cost, the whole input used)", v,
+            f"1x1 conv with stride {stride} discards {kept - 1}/{kept} of its input; use AvgPool (stride {stride}) "
+            f"+ 1x1 conv stride 1 (ResNet-D)", v,
             details={"discarded_share": (kept - 1) / kept})
 
 
@@ -93,8 +92,7 @@ def check_bias_before_bn(rule: Rule, report: Report, opts: Any) -> Iterator[Find
         wasted = bias_shape[0] if bias_shape else 0
         params_b = rec.params
         yield rule.finding(
-            f"{rec.op} has a bias ({wasted} parameters) and feeds straight into {nxt.op} '{nxt.name}', whose "
-            f"mean subtraction cancels it; use bias=False", rec,
+            f"{rec.op} bias ({wasted} params) is cancelled by the {nxt.op} that follows; use bias=False", rec,
             saving=Saving((params_b, params_b - wasted), (rec.macs or 0, rec.macs or 0), (0, 0)))
 
 
@@ -124,8 +122,8 @@ def check_channel_alignment(rule: Rule, report: Report, opts: Any) -> Iterator[F
             bad.append(f"{cout} output")
         if bad:
             yield rule.finding(
-                f"{' and '.join(bad)} channels are not a multiple of {m}: tensor cores and vectorised kernels "
-                f"pad or fall back to slower paths; round to a multiple of {m}", rec,
+                f"{' and '.join(bad)} channels not a multiple of {m} (tensor-core alignment); round to a multiple "
+                f"of {m}", rec,
                 details={"in_channels": cin, "out_channels": cout, "multiple": m})
 
 
@@ -157,9 +155,8 @@ def check_gridding(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
         if same:
             rate = "x".join(map(str, dilation))
             yield rule.finding(
-                f"dilation {rate} follows '{same[0].name}' with the same dilation: the stacked kernels only "
-                f"sample every {max(dilation)}-th position (gridding); use rates without a common factor, "
-                f"e.g. 1, 2, 5 (hybrid dilated convolution)", rec, details={"previous": same[0].name})
+                f"dilation {rate} after a conv of the same rate samples every {max(dilation)}-th position "
+                f"(gridding); use rates without a common factor (1, 2, 5)", rec, details={"previous": same[0].name})
 
 
 @dataclass(frozen=True)

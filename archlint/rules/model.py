@@ -33,9 +33,8 @@ def check_field_coverage(rule: Rule, report: Report, opts: Any) -> Iterator[Find
         size = "x".join(str(int(s)) for s in field.size)
         image = "x".join(map(str, field.input_size))
         yield rule.finding(
-            f"the receptive field at the last spatial layer is {size} on a {image} input ({min(shares):.0%} of "
-            f"it, below {opts.min_coverage:.0%}): units cannot see whole objects; add stride, dilation or "
-            f"depth, or a global-context block", last, details={"coverage": min(shares)})
+            f"receptive field {size} covers {min(shares):.0%} of the {image} input (< {opts.min_coverage:.0%}); "
+            f"add stride, dilation, depth or global context", last, details={"coverage": min(shares)})
 
 
 def _fmt(x: Any) -> str:
@@ -69,8 +68,8 @@ def check_unaligned_merge(rule: Rule, report: Report, opts: Any) -> Iterator[Fin
             if f else f"'{name}': input"
             for name, f in branches)
         yield rule.finding(
-            f"{rec.op} merges branches that are not aligned ({text}): the same output position sees "
-            f"differently placed input regions; adjust padding or crop so the centres agree", rec)
+            f"{rec.op} merges branches with different stride or centre offset; adjust padding or crop so they "
+            f"agree", rec, details={"branches": text})
 
 
 _UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,

@@ -26,14 +26,29 @@ def _judge(rule: Rule, report: Report, opts: Any, macs: tuple[int, int],
         return None, "", False
     saving = 1 - after / before
     if saving < opts.min_time_saving:
-        return ("info", f"memory-bound on {profile}: MACs {Saving.pct(*macs)}, est. time {Saving.pct(*time)}. ",
-                True)
+        return "info", f"memory-bound on {profile}: MACs {Saving.pct(*macs)}, est. time {Saving.pct(*time)}: ", True
     return rule.severity, "", False
 
 
-def _time_text(report: Report, time: tuple[float, float]) -> str:
-    return (f"est. time on {report.model.profile} ({report.model.dtype}) {human_time(time[0])} -> "
-            f"{human_time(time[1])} ({Saving.pct(*time)})")
+def _message(prefix: str, what: str, macs: tuple[int, int], time: tuple[float, float]) -> str:
+    """One line: what to do, then the saving and the estimated time before -> after (or, when
+    downgraded, the reason first)."""
+    if prefix:
+        return f"{prefix}{what}"
+    return (f"{what}: MACs {Saving.pct(*macs)} ({human(macs[0])} -> {human(macs[1])}), "
+            f"est. {human_time(time[0])} -> {human_time(time[1])}")
+
+
+def _estimate(report: Report) -> dict[str, Any]:
+    """Where the time estimate comes from, for a finding's details."""
+    return {"profile": report.model.profile, "dtype": report.model.dtype}
+
+
+DEPTHWISE_CAVEAT = ("depthwise convs do about K^2/2 multiply-adds per element moved and are memory-bound, so the "
+                    "latency saving is smaller than the MAC saving")
+GROUPED_CAVEAT = ("activation traffic does not shrink with G (ShuffleNet V2, guideline G2: a 1x1 conv with G=8 ran "
+                  "over 2x slower than G=1 at equal FLOPs), and groups need a channel shuffle or mixing layer to "
+                  "exchange information")
 
 
 def _depthwise_separable(v: ConvView) -> tuple[int, int, int, list[tuple[float, float, str, int]]]:
@@ -68,13 +83,7 @@ def check_depthwise_separable(rule: Rule, report: Report, opts: Any) -> Iterator
             continue
         ratio = 1 / v.co + 1 / v.k_area
         k = v.kernel_text()
-        stride = "x".join(map(str, v.stride))
-        message = (f"{prefix}dense {k} conv {v.ci}->{v.co}: depthwise {k} conv ({v.ci} channels, stride {stride}) + "
-                   f"pointwise 1x1 conv {v.ci}->{v.co} would cut MACs {Saving.pct(macs_b, macs_a)} "
-                   f"({human(macs_b)} -> {human(macs_a)}; 1/Co + 1/K^2 = {ratio:.3f}) and params "
-                   f"{Saving.pct(params_b, params_a)}; memory traffic {Saving.pct(bytes_b, bytes_a)}; "
-                   f"{_time_text(report, time)}. Caveat: depthwise convs do about K^2/2 multiply-adds per element "
-                   f"moved and are memory-bound, so the latency saving is smaller than the MAC saving")
+        message = _message(prefix, f"{k} conv {v.ci}->{v.co} -> depthwise {k} + pointwise 1x1", (macs_b, macs_a), time)
         yield rule.finding(message, v, severity=severity,
                            saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a), time),
                            details={"replacement": [
@@ -82,7 +91,8 @@ def check_depthwise_separable(rule: Rule, report: Report, opts: Any) -> Iterator
                                 "groups": v.ci, "stride": list(v.stride)},
                                {"op": "conv", "kernel": [1] * len(v.kernel), "in_channels": v.ci,
                                 "out_channels": v.co, "groups": 1, "stride": [1] * len(v.kernel)}],
-                               "ratio": ratio, "downgraded": downgraded})
+                               "ratio": ratio, "downgraded": downgraded, "caveat": DEPTHWISE_CAVEAT,
+                               "traffic": {"before": bytes_b, "after": bytes_a}, **_estimate(report)})
 
 
 def grouped_options(v: ConvView, report: Report, counts: list[int]) -> list[dict[str, Any]]:
@@ -116,15 +126,13 @@ def check_grouped(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
         severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, best["macs"]), time)
         if severity is None:
             continue
-        text = ", ".join(f"G={r['groups']}: MACs {human(r['macs'])}, traffic {Saving.pct(bytes_b, r['bytes'])}, "
-                         f"est. {human_time(r['est_time_s'])}" for r in rows)
-        message = (f"{prefix}dense {v.kernel_text()} conv {v.ci}->{v.co}: a grouped conv divides MACs and weights by "
-                   f"G ({text}; now {human_time(time[0])}). Caveat: activation traffic does not shrink with G "
-                   f"(ShuffleNet V2, guideline G2: a 1x1 conv with G=8 ran over 2x slower than G=1 at equal FLOPs), "
-                   f"and groups need a channel shuffle or mixing layer to exchange information")
+        message = _message(prefix, f"{v.kernel_text()} conv {v.ci}->{v.co} -> grouped conv, G={best['groups']}",
+                           (macs_b, best["macs"]), time)
         yield rule.finding(message, v, severity=severity,
                            saving=Saving((params_b, best["params"]), (macs_b, best["macs"]), (bytes_b, best["bytes"]),
-                                         time), details={"options": rows, "downgraded": downgraded})
+                                         time), details={"recommended_groups": best["groups"], "options": rows,
+                                                   "downgraded": downgraded, "caveat": GROUPED_CAVEAT,
+                                                   **_estimate(report)})
 
 
 def check_large_kernel(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
@@ -155,13 +163,11 @@ def check_large_kernel(rule: Rule, report: Report, opts: Any) -> Iterator[Findin
         severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, macs_a), time)
         if severity is None:
             continue
-        message = (f"{prefix}{v.kernel_text()} conv {v.ci}->{v.co}: {n} stacked 3x3 convs (same {k[0]}x{k[0]} "
-                   f"receptive field) would cut MACs {Saving.pct(macs_b, macs_a)} ({human(macs_b)} -> {human(macs_a)}) "
-                   f"and params {Saving.pct(params_b, params_a)}, and add {n - 1} nonlinearities (VGG); memory "
-                   f"traffic {Saving.pct(bytes_b, bytes_a)} from the intermediate maps; {_time_text(report, time)}")
+        message = _message(prefix, f"{v.kernel_text()} conv {v.ci}->{v.co} -> {n} stacked 3x3 convs (same field)",
+                           (macs_b, macs_a), time)
         yield rule.finding(message, v, severity=severity,
                            saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a), time),
-                           details={"stacked_3x3": n, "downgraded": downgraded})
+                           details={"stacked_3x3": n, "downgraded": downgraded, **_estimate(report)})
 
 
 
