@@ -92,15 +92,21 @@ def main() -> None:
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="SPEC",
               help="Input shape: 1x3x224x224, 1,3,224,224 or name=1x3x224x224 (repeat for several inputs).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--output", "--output-file", "-o", "output", type=click.Path(dir_okay=False),
+              help="Write the report here.")
 @click.option("--all", "show_all", is_flag=True, help="Show shape-only and pass-through layers in the table.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Config file (default: the nearest pyproject.toml with [tool.archlint]).")
-@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (replaces the config's select and "
-                                               "ignore).")
-@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (added to the config's).")
-@click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), help="Lowest severity that exits 1.")
-@click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable, comma-separated or repeated "
+              "(replaces the config's select and ignore).")
+@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the config's select.")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable, comma-separated or repeated (added "
+              "to the config's).")
+@click.option("--fail-on", metavar="info|warning|error", help="Lowest severity that exits 1 (default warning).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 still means bad input).")
+@click.option("--statistics", is_flag=True, help="Print the number of findings per rule instead of the findings.")
+@click.option("--no-group", is_flag=True, help="Table format: list every finding instead of grouping those of one "
+              "rule with the same replacement.")
 @click.option("--no-lint", is_flag=True, help="Only analyse; run no rules.")
 @click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), help="Element type for memory traffic "
               "and the roofline estimate (default fp32).")
@@ -108,19 +114,29 @@ def main() -> None:
               "generic-x86-cpu (default), nvidia-h100-sxm, nvidia-rtx-4090, jetson-orin-nano, or a TOML file.")
 @click.option("--measure", is_flag=True, help="Time each substitution finding's layer and replacement with torch.")
 def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool,
-          config_path: str | None, select: Sequence[str], ignore: Sequence[str], fail_on: str | None,
-          statistics: bool, no_lint: bool, dtype: str | None, profile: str | None, measure: bool) -> None:
+          config_path: str | None, select: Sequence[str], extend_select: Sequence[str], ignore: Sequence[str],
+          fail_on: str | None, exit_zero: bool, statistics: bool, no_group: bool, no_lint: bool, dtype: str | None,
+          profile: str | None, measure: bool) -> None:
     """Analyse and lint models.
 
     PATH is an .onnx file, or a PyTorch target package.module:attr or file.py:attr
     (an nn.Module instance or class, or a zero-argument factory; needs archlint[torch]).
     With no PATH, the `models` listed in [tool.archlint] are checked.
     """
-    overrides = Overrides(select, ignore, fail_on, dtype, profile)
+    overrides = Overrides(_split(select), _split(ignore), fail_on, dtype, profile, _split(extend_select))
     reports, config = _guarded(lambda: _analyse(targets, input_shapes, config_path, overrides, no_lint, measure))
     _print_warnings(reports)
-    _emit(reports, formats()[fmt], output, statistics, _render_options(show_all))
-    _exit_for_findings(reports, config)
+    if statistics:
+        _write_text(_statistics(reports), output)
+    else:
+        _emit(reports, formats()[fmt], output, _render_options(show_all, not no_group))
+    if not exit_zero:
+        _exit_for_findings(reports, config)
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    """``--select AL105,AL201 --select AL3`` -> ``["AL105", "AL201", "AL3"]``."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,7 @@ class Overrides:
     fail_on: str | None = None
     dtype: str | None = None
     profile: str | None = None
+    extend_select: Sequence[str] = ()
 
 
 T = TypeVar("T")
@@ -176,31 +193,47 @@ def _print_warnings(reports: Sequence[Report]) -> None:
             click.echo(f"archlint: warning: {report.model.label}: {warning}", err=True)
 
 
-def _render_options(show_all: bool) -> RenderOptions:
+def _render_options(show_all: bool, group: bool = True) -> RenderOptions:
     from archlint.rules import RULES
-    return RenderOptions(show_all=show_all, rules=tuple(RULES.values()))
+    return RenderOptions(show_all=show_all, group=group, rules=tuple(RULES.values()))
 
 
-def _emit(reports: list[Report], fmt: Format, output: str | None, statistics: bool, options: RenderOptions) -> None:
-    """Write the report in ``fmt`` to ``output`` or stdout; ``--statistics`` goes after a
-    human-readable format's text, else to stderr. A streaming format (JSON) is written a layer
-    at a time: a report of a million layers is never one string."""
-    stats = _statistics(reports) if statistics else None
-    if stats is not None and not fmt.statistics_inline:
-        click.echo(stats, err=True)
+def _emit(reports: list[Report], fmt: Format, output: str | None, options: RenderOptions) -> None:
+    """Write the report in ``fmt`` to ``output`` or stdout, with the closing summary line after
+    a human-readable format. A streaming format (JSON) is written a layer at a time: a report
+    of a million layers is never one string."""
     try:
         if fmt.write is not None:
             _stream(reports, fmt.write, output, options)
             return
         text = fmt.render(reports, options)
-        if stats is not None and fmt.statistics_inline:
-            text = f"{text}\n\n{stats}"
+        if fmt.summary:
+            text = f"{text}\n\n{summary(reports)}" if text else summary(reports)
+        _write_text(text, output)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
+
+
+def _write_text(text: str, output: str | None) -> None:
+    try:
         if output:
             Path(output).write_text(text + "\n", encoding="utf-8")
         elif text:
             click.echo(text)
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror}")
+
+
+def summary(reports: Sequence[Report]) -> str:
+    """ruff's closing line: ``Found 9 findings (1 warning, 8 info) in 1 model.`` or ``All checks passed!``."""
+    counts = {s: sum(f.severity == s for r in reports for f in r.findings) for s in ("error", "warning", "info")}
+    total = sum(counts.values())
+    if not total:
+        return "All checks passed!"
+    parts = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in counts.items() if n)
+    models = len(reports)
+    return (f"Found {total} finding{'s' if total != 1 else ''} ({parts}) in {models} "
+            f"model{'s' if models != 1 else ''}.")
 
 
 def _stream(reports: list[Report], write: Write, output: str | None, options: RenderOptions) -> None:
@@ -232,10 +265,12 @@ def _configure(targets: Sequence[str], config_path: str | None, overrides: Overr
     if overrides.select:  # the command line's selection replaces the configuration's select and ignore
         config.select = config_mod.codes(list(overrides.select), "--select", "option")
         config.ignore = []
+    if overrides.extend_select:
+        config.select = config.select + config_mod.codes(list(overrides.extend_select), "--extend-select", "option")
     if overrides.ignore:
         config.ignore = config.ignore + config_mod.codes(list(overrides.ignore), "--ignore", "option")
     if overrides.fail_on:
-        config.fail_on = overrides.fail_on
+        config.fail_on = config_mod.check_severity(overrides.fail_on, "--fail-on")
     if overrides.dtype:
         config.dtype = overrides.dtype
     if overrides.profile:
@@ -265,13 +300,20 @@ def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str |
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table", show_default=True)
 def rules(fmt: str) -> None:
     """List the rule catalogue."""
     from archlint.rules import RULES
     if fmt == "markdown":
         from archlint.docs import rules_table
         click.echo(rules_table())
+        return
+    if fmt == "json":
+        import json
+        click.echo(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity, "summary": r.summary,
+                                "options": {o.key: {"type": o.type_name, "default": o.default, "description": o.doc}
+                                            for o in r.declared()},
+                                "explanation": r.docs_markdown()} for r in RULES.values()], indent=2))
         return
     from tabulate import tabulate
     click.echo(tabulate([[r.code, r.name, r.severity, r.summary] for r in RULES.values()],
@@ -342,11 +384,11 @@ def calibrate(output: str | None, seconds: float) -> None:
 
 
 @main.command()
-@click.argument("code")
+@click.argument("code", metavar="CODE|NAME")
 def explain(code: str) -> None:
-    """Explain one rule: archlint explain AL101."""
+    """Explain one rule, by code or name: archlint explain AL101, archlint explain large-kernel."""
     from archlint.rules import RULES
-    rule = RULES.get(code.upper())
+    rule = RULES.get(code.upper()) or next((r for r in RULES.values() if r.name == code.lower()), None)
     if rule is None:
         _fail(f"unknown rule code '{code}' (see: archlint rules)")
     click.echo(rule.docs_text())

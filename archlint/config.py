@@ -173,7 +173,7 @@ def from_dict(table: dict[str, Any], path: Path | None = None) -> Config:
     if "ignore" in table:
         cfg.ignore = codes(table["ignore"], "ignore", where)
     if "fail-on" in table:
-        cfg.fail_on = check_severity(table["fail-on"], where)
+        cfg.fail_on = check_severity(table["fail-on"], f"{where}: fail-on")
     cfg.models = _models(table.get("models", []), where)
     cfg.input_shapes = _input_shapes(table.get("input-shapes", {}), where)
     cfg.per_layer_ignores = _ignores(table.get("per-layer-ignores", {}), "per-layer-ignores", where)
@@ -254,5 +254,5 @@ def _profile(value: Any, where: str) -> Any:
 
 def check_severity(value: Any, where: str = "option") -> str:
     if value not in SEVERITIES:
-        raise ArchlintError(f"{where}: fail-on must be one of {', '.join(SEVERITIES)}, got {value!r}")
+        raise ArchlintError(f"{where}: must be one of {', '.join(SEVERITIES)}, got {value!r}")
     return str(value)

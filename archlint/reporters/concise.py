@@ -24,4 +24,4 @@ def render(reports: Sequence[Report], options: RenderOptions | None = None) -> s
     return "\n".join(lines)
 
 
-FORMAT = Format("concise", render, statistics_inline=True, order=1)
+FORMAT = Format("concise", render, summary=True, order=1)

@@ -38,4 +38,4 @@ def render(reports: Sequence[Report], options: RenderOptions | None = None) -> s
     return "\n".join(out)
 
 
-FORMAT = Format("markdown", render, statistics_inline=True, order=5)
+FORMAT = Format("markdown", render, order=5)

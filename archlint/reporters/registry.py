@@ -57,13 +57,13 @@ Write = Callable[["Sequence[Report]", IO[str], RenderOptions], None]
 @dataclass(frozen=True)
 class Format:
     """An output format: its ``--format`` name, a renderer to text, optionally a streaming
-    writer (used instead of ``render`` for large outputs), whether ``--statistics`` is appended
-    to its text (human-readable formats) or printed to stderr, and its place in ``--help``."""
+    writer (used instead of ``render`` for large outputs), whether the closing summary line
+    (``Found 3 findings ...``) follows its text (terminal formats), and its place in ``--help``."""
 
     name: str
     render: Render
     write: Write | None = None
-    statistics_inline: bool = False
+    summary: bool = False
     order: int = 100
 
 

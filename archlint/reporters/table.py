@@ -88,4 +88,4 @@ def render_all(reports: Sequence[Report], options: RenderOptions) -> str:
     return "\n\n".join(f"{render(r, show_all=options.show_all)}\n\n{render_findings(r)}" for r in reports)
 
 
-FORMAT = Format("table", render_all, statistics_inline=True, order=0)
+FORMAT = Format("table", render_all, summary=True, order=0)

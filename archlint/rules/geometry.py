@@ -183,7 +183,7 @@ AL104 = Rule(
                 "relationship 5", "ONNX operator spec, Conv and MaxPool (output shape)"))
 
 AL105 = Rule(
-    code="AL105", name="strided-pointwise", severity="warning",
+    code="AL105", name="strided-pointwise", severity="info",
     summary="strided 1x1 conv that discards (s^2-1)/s^2 of its input",
     what="""
         Finds 1x1 convolutions with stride s > 1, as in ResNet's original downsampling shortcut.""",

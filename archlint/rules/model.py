@@ -227,7 +227,7 @@ AL301 = Rule(
     check=check_budgets, options=BudgetOptions, lang="toml")
 
 AL302 = Rule(
-    code="AL302", name="partial-totals", severity="warning",
+    code="AL302", name="partial-totals", severity="info",
     summary="the model has ops whose cost is unknown, so the totals are partial",
     what="""
         Fires when some op has no cost formula (a custom domain, an unsupported op): it is listed, and MACs

@@ -1,0 +1,55 @@
+"""ruff's command-line conventions (issue 18): closing summary, --exit-zero, comma-separated
+and extended selections, --output-file, --statistics as counts, explain by name, the rule
+catalogue as JSON, and archlint's own one-line error for a bad --fail-on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from archlint.rules import RULES
+from tests.conftest import assert_one_line_error, onnx_path, run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+RESNET = str(onnx_path("resnet_small"))  # AL105 and eight AL101 (info) on the ideal device
+PLAIN = str(onnx_path("plain_cnn"))
+IDEAL = str(ROOT / "tests" / "data" / "ideal.toml")
+
+
+def test_summary_line():
+    assert run_cli(RESNET, "--profile", IDEAL).stdout.rstrip().endswith("Found 9 findings (9 info) in 1 model.")
+    two = run_cli(RESNET, RESNET, "--profile", IDEAL, "--format", "concise").stdout.rstrip()
+    assert two.endswith("Found 18 findings (18 info) in 2 models.")
+    quiet = run_cli(RESNET, "--profile", IDEAL, "--format", "concise", "--select", "AL2")
+    assert quiet.stdout.strip() == "All checks passed!" and quiet.returncode == 0
+
+
+def test_bad_fail_on_is_archlints_one_line_error():
+    proc = run_cli(RESNET, "--fail-on", "bogus")
+    assert_one_line_error(proc, "--fail-on", "bogus")
+    assert "Invalid value" not in proc.stderr  # not click's usage message
+
+
+def test_comma_separated_select_and_extend_select():
+    out = run_cli(RESNET, "--profile", IDEAL, "--format", "concise", "--select", "AL105,AL201").stdout
+    assert out.count(" AL105 ") == 1 and " AL101 " not in out
+    cfg_out = run_cli(RESNET, "--profile", IDEAL, "--format", "concise", "--select", "AL105",
+                      "--extend-select", "AL101").stdout
+    assert cfg_out.count(" AL105 ") == 1 and cfg_out.count(" AL101 ") == 8
+
+
+def test_output_file_alias(tmp_path):
+    target = tmp_path / "report.json"
+    proc = run_cli(PLAIN, "--format", "json", "--output-file", str(target))
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert json.loads(target.read_text())["model"]["path"] == PLAIN
+
+
+def test_explain_by_name_and_rules_as_json():
+    by_name = run_cli("explain", "large-kernel")
+    assert by_name.returncode == 0 and by_name.stdout == run_cli("explain", "AL103").stdout
+    catalogue = json.loads(run_cli("rules", "--format", "json").stdout)
+    assert [r["code"] for r in catalogue] == list(RULES)
+    al102 = next(r for r in catalogue if r["code"] == "AL102")
+    assert al102["options"]["group-counts"]["default"] == [2, 4, 8, 16, 32]
+    assert al102["options"]["min-time-saving"]["type"] == "float"
