@@ -53,3 +53,19 @@ def test_explain_by_name_and_rules_as_json():
     al102 = next(r for r in catalogue if r["code"] == "AL102")
     assert al102["options"]["group-counts"]["default"] == [2, 4, 8, 16, 32]
     assert al102["options"]["min-time-saving"]["type"] == "float"
+
+
+def test_table_groups_findings_of_one_rule_with_the_same_replacement():
+    """resnet_small's eight AL101 findings all propose depthwise 3x3 + pointwise 1x1: one line, with
+    the MAC saving summed (each layer's before - after, from the JSON's savings); --no-group lists them."""
+    data = json.loads(run_cli(RESNET, "--profile", IDEAL, "--format", "json").stdout)
+    saved = sum(f["saving"]["macs"]["before"] - f["saving"]["macs"]["after"] for f in data["findings"]
+                if f["code"] == "AL101")
+    grouped = run_cli(RESNET, "--profile", IDEAL).stdout
+    [line] = [x for x in grouped.splitlines() if " AL101 " in x]
+    assert "AL101 [info] on 8 layers (/layer1/layer1.0/conv1/conv1.0/Conv, " in line
+    assert "depthwise 3x3 + pointwise 1x1; MACs -" in line and "in total" in line
+    from archlint.units import human
+    assert f"MACs -{human(saved)} in total" in line
+    listed = run_cli(RESNET, "--profile", IDEAL, "--no-group").stdout
+    assert sum(" AL101 [info] /layer" in x for x in listed.splitlines()) == 8
