@@ -285,7 +285,7 @@ def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str |
     from archlint.lint import lint
 
     config = _configure(targets, config_path, overrides)
-    targets = list(targets) or list(config.models)
+    targets = list(targets) or config.model_targets()
     if not targets:
         raise ArchlintError("no model given: pass PATH..., or list PyTorch targets in [tool.archlint] models")
     shapes = parse(input_shapes)

@@ -26,6 +26,7 @@ Keys (unknown keys or rule codes are an error, exit 2)::
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,25 @@ class Config:
     def severity(self, code: str) -> str | None:
         """A severity set for the rule in [tool.archlint.rules.CODE], if any."""
         return self.rule_options.get(code, {}).get("severity")
+
+    def model_targets(self) -> list[str]:
+        """``models`` with relative file paths (``models/net.onnx``, ``nets/x.py:build``) resolved
+        from the config file's directory, as its globs are; ``pkg.module:attr`` targets unchanged."""
+        if self.path is None:
+            return list(self.models)
+        base = self.path.parent
+        out = []
+        for target in self.models:
+            head, colon, attr = target.rpartition(":")
+            file, suffix = (head, f":{attr}") if colon and head.endswith(".py") else (target, "")
+            if colon and not suffix:  # a module target, found on sys.path
+                out.append(target)
+                continue
+            candidate = base / file
+            if not Path(file).is_absolute() and candidate.exists():
+                file = os.path.relpath(candidate)
+            out.append(file + suffix)
+        return out
 
     def input_shape_for(self, target: str) -> str | None:
         for pattern, spec in self.input_shapes.items():

@@ -69,3 +69,38 @@ def test_table_groups_findings_of_one_rule_with_the_same_replacement():
     assert f"MACs -{human(saved)} in total" in line
     listed = run_cli(RESNET, "--profile", IDEAL, "--no-group").stdout
     assert sum(" AL101 [info] /layer" in x for x in listed.splitlines()) == 8
+
+
+def test_sarif_artifact_is_a_file_never_a_target_spec(tmp_path):
+    """A model-level finding (AL301, no source line) on `file.py:attr`: the artifact is the file
+    (before: the URI was `fixtures/torch_models.py:shared_net`)."""
+    cfg = tmp_path / "lint.toml"
+    cfg.write_text('[tool.archlint.budgets]\nparams = "1"\n')
+    proc = run_cli("fixtures/torch_models.py:shared_net", "--input-shape", "1x3x16x16", "--config", str(cfg),
+                   "--format", "sarif", cwd=ROOT)
+    results = json.loads(proc.stdout)["runs"][0]["results"]
+    budget = next(r for r in results if r["ruleId"] == "AL301")
+    assert budget["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "fixtures/torch_models.py"
+    assert all(":" not in r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].split("/")[-1]
+               for r in results)
+
+
+def test_sarif_artifact_of_an_imported_module_target():
+    from archlint.reporters.sarif import artifact
+    assert artifact("models/net.onnx") == "models/net.onnx"
+    assert artifact("fixtures/torch_models.py:shared_net") == "fixtures/torch_models.py"
+    assert artifact("json:dumps").endswith("json/__init__.py")  # an imported module: its file
+
+
+def test_config_models_resolve_from_the_config_files_directory(tmp_path):
+    """`models = ["models/net.onnx"]` in project/pyproject.toml, run from elsewhere with --config:
+    before, the path was read from the working directory (no such file, exit 2)."""
+    import shutil
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    shutil.copy(PLAIN, project / "models" / "net.onnx")
+    (project / "pyproject.toml").write_text('[tool.archlint]\nmodels = ["models/net.onnx"]\n')
+    proc = run_cli("--config", str(project / "pyproject.toml"), "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["totals"]["macs"] == json.loads(run_cli(PLAIN, "--format", "json").stdout)[
+        "totals"]["macs"]
