@@ -48,3 +48,14 @@ def test_module_called_twice_reports_a_stale_suppression_once():
     report = archlint.analyze(CalledTwice(), input_shape=(1, 8, 16, 16))
     unused = [f for f in report.findings if f.code == "AL001"]
     assert len(unused) == 1 and "AL103" in unused[0].message and unused[0].layer == "conv"
+
+
+def test_al201_needs_a_spatial_model():
+    """Issue 17 item 12: a plain [3, 4, 5] tensor through a sigmoid has no sliding window, so no
+    receptive field to judge (before: "receptive field 1 covers 20% of the 5 input"). The same
+    input through a 3-tap conv (field 3 of 5 = 60%) and a 1-tap one (20%): only the latter fires."""
+    assert [f.code for f in archlint.analyze(nn.Sequential(nn.Sigmoid()), input_shape=(3, 4, 5)).findings] == []
+    narrow = archlint.analyze(nn.Sequential(nn.Conv1d(4, 4, 1), nn.Sigmoid()), input_shape=(3, 4, 5))
+    assert [f.code for f in narrow.findings if f.code == "AL201"] == ["AL201"]
+    wide = archlint.analyze(nn.Sequential(nn.Conv1d(4, 4, 3, padding=1), nn.Sigmoid()), input_shape=(3, 4, 5))
+    assert [f.code for f in wide.findings if f.code == "AL201"] == []

@@ -19,8 +19,12 @@ from archlint.units import human, human_bytes
 def check_field_coverage(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
     """The last layer whose output is still a spatial map (rank >= 3, not 1x1) against the input
     size. A global field there (e.g. after squeeze-and-excitation) covers everything. Models
-    with attention mix all positions after their spatial stem and are not checked."""
+    with attention mix all positions after their spatial stem and are not checked, nor are
+    models without a sliding window (conv, pool): nothing there looks at a neighbourhood, so the
+    input has no spatial axes to cover (a [3, 4, 5] tensor through a sigmoid)."""
     if any(registry.get(r.kind).token_mixing and r.rf for r in report.layers):
+        return
+    if not any(registry.get(r.kind).sliding_window for r in report.layers):
         return
     spatial = [r for r in report.layers if r.rf and r.output_shape is not None and len(r.output_shape) >= 3
                and any(d > 1 for d in r.output_shape[2:]) and r.is_data]
