@@ -17,7 +17,7 @@ def test_table_output_names_layers_and_totals():
     proc = run_cli(str(onnx_path("resnet_small")), "--no-lint")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "/conv1/Conv" in out and "11x11 s4" in out  # stem + maxpool field (REFERENCE.md section 3)
+    assert "/conv1/Conv" in out and "11x11 s4" in out  # stem + maxpool field (Araujo, Norris & Sim, Distill 2019)
     assert "MACs:   6.87M (6,865,216)" in out
     assert "FLOPs (archlint definition" in out
     assert proc.stderr == ""
