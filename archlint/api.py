@@ -11,8 +11,9 @@ from typing import Any
 
 from archlint.errors import ArchlintError
 from archlint.input_spec import InputShapes, from_python
-from archlint.ir import GraphCycleError
-from archlint.report import Report, build_report
+from archlint.ir import GraphCycleError, ModelGraph
+from archlint.pipeline import build_report, model_info
+from archlint.report import Report
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".tar")
 
@@ -34,15 +35,15 @@ def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None,
     """
     shapes = from_python(input_shape)
     from archlint import profiles
-    from archlint.report import normalise_dtype
-    normalise_dtype(dtype)
+    from archlint.dtypes import normalise
+    normalise(dtype)
     profiles.load(profile)  # bad profile or dtype: fail before any work
     with _gc_paused():
         graph = _frontend(target, shapes, example_inputs, dtype)
         try:
             report = build_report(graph, profile, dtype)
         except GraphCycleError:
-            raise ArchlintError(f"{graph.meta.get('path') or 'model'}: the graph has a cycle") from None
+            raise ArchlintError(f"{model_info(graph, 'fp32', '').label}: the graph has a cycle") from None
         if lint is not False and lint is not None:
             from archlint.lint import lint as run_rules
             run_rules(report, None if lint is True else lint)
@@ -67,7 +68,7 @@ def _is_torch_module(obj: Any) -> bool:
     return any(c.__module__.startswith("torch.nn") and c.__name__ == "Module" for c in type(obj).__mro__)
 
 
-def _frontend(target: Any, shapes: InputShapes, example_inputs: Any, dtype: Any):  # type: ignore[no-untyped-def]
+def _frontend(target: Any, shapes: InputShapes, example_inputs: Any, dtype: Any) -> ModelGraph:
     if _is_torch_module(target):
         from archlint.frontends import torch_frontend
         return torch_frontend.load_module(target, shapes, example_inputs)

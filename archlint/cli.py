@@ -10,15 +10,20 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from archlint.errors import ArchlintError
+from archlint.config import Config
+from archlint.errors import ArchlintError, first_line
+from archlint.findings import severity_rank
+from archlint.report import Report
+from archlint.reporters.registry import Format, RenderOptions, Write, formats
 
-FORMATS = ["table", "concise", "json", "sarif", "github", "markdown", "html"]
+FORMATS = list(formats())
 
 # Set by :func:`entry`: the process ends with ``os._exit``, so the reports are kept here
 # rather than freed object by object as ``check``'s frame unwinds.
@@ -87,15 +92,21 @@ def main() -> None:
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="SPEC",
               help="Input shape: 1x3x224x224, 1,3,224,224 or name=1x3x224x224 (repeat for several inputs).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report here.")
+@click.option("--output", "--output-file", "-o", "output", type=click.Path(dir_okay=False),
+              help="Write the report here.")
 @click.option("--all", "show_all", is_flag=True, help="Show shape-only and pass-through layers in the table.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Config file (default: the nearest pyproject.toml with [tool.archlint]).")
-@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (replaces the config's select and "
-                                               "ignore).")
-@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable (added to the config's).")
-@click.option("--fail-on", type=click.Choice(["info", "warning", "error"]), help="Lowest severity that exits 1.")
-@click.option("--statistics", is_flag=True, help="Print the number of findings per rule.")
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable, comma-separated or repeated "
+              "(replaces the config's select and ignore).")
+@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable on top of the config's select.")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable, comma-separated or repeated (added "
+              "to the config's).")
+@click.option("--fail-on", metavar="info|warning|error", help="Lowest severity that exits 1 (default warning).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (2 still means bad input).")
+@click.option("--statistics", is_flag=True, help="Print the number of findings per rule instead of the findings.")
+@click.option("--no-group", is_flag=True, help="Table format: list every finding instead of grouping those of one "
+              "rule with the same replacement.")
 @click.option("--no-lint", is_flag=True, help="Only analyse; run no rules.")
 @click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]), help="Element type for memory traffic "
               "and the roofline estimate (default fp32).")
@@ -103,24 +114,51 @@ def main() -> None:
               "generic-x86-cpu (default), nvidia-h100-sxm, nvidia-rtx-4090, jetson-orin-nano, or a TOML file.")
 @click.option("--measure", is_flag=True, help="Time each substitution finding's layer and replacement with torch.")
 def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool,
-          config_path: str | None, select: Sequence[str], ignore: Sequence[str], fail_on: str | None,
-          statistics: bool, no_lint: bool, dtype: str | None, profile: str | None, measure: bool) -> None:
+          config_path: str | None, select: Sequence[str], extend_select: Sequence[str], ignore: Sequence[str],
+          fail_on: str | None, exit_zero: bool, statistics: bool, no_group: bool, no_lint: bool, dtype: str | None,
+          profile: str | None, measure: bool) -> None:
     """Analyse and lint models.
 
     PATH is an .onnx file, or a PyTorch target package.module:attr or file.py:attr
     (an nn.Module instance or class, or a zero-argument factory; needs archlint[torch]).
     With no PATH, the `models` listed in [tool.archlint] are checked.
     """
+    overrides = Overrides(_split(select), _split(ignore), fail_on, dtype, profile, _split(extend_select))
+    reports, config = _guarded(lambda: _analyse(targets, input_shapes, config_path, overrides, no_lint, measure))
+    _print_warnings(reports)
+    if statistics:
+        _write_text(_statistics(reports), output)
+    else:
+        _emit(reports, formats()[fmt], output, _render_options(show_all, not no_group))
+    if not exit_zero:
+        _exit_for_findings(reports, config)
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    """``--select AL105,AL201 --select AL3`` -> ``["AL105", "AL201", "AL3"]``."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line options that override the configuration."""
+
+    select: Sequence[str] = ()
+    ignore: Sequence[str] = ()
+    fail_on: str | None = None
+    dtype: str | None = None
+    profile: str | None = None
+    extend_select: Sequence[str] = ()
+
+
+T = TypeVar("T")
+
+
+def _guarded(work: Callable[[], T]) -> T:
+    """Run ``work``; any failure becomes one ``archlint: error:`` line and exit 2 (a traceback
+    only with ARCHLINT_DEBUG=1)."""
     try:
-        reports, config = _run(targets, input_shapes, config_path, select, ignore, fail_on, no_lint, dtype, profile)
-        if _HARD_EXIT:
-            _KEEP_ALIVE.append(reports)
-        if measure:
-            from archlint.explore import measure_finding
-            for report in reports:
-                for finding in report.findings:
-                    if finding.code in ("AL101", "AL102"):
-                        measure_finding(report, finding)
+        return work()
     except ArchlintError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -128,114 +166,154 @@ def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output:
     except Exception as exc:  # never a traceback for the user; ARCHLINT_DEBUG=1 shows it
         if os.environ.get("ARCHLINT_DEBUG"):
             raise
-        _fail(f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-              f"rerun with ARCHLINT_DEBUG=1 and report it")
+        _fail(f"internal error ({type(exc).__name__}: {first_line(exc)}); rerun with ARCHLINT_DEBUG=1 and report it")
+
+
+def _analyse(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, overrides: Overrides,
+             no_lint: bool, measure: bool) -> tuple[list[Report], Config]:
+    reports, config = _run(targets, input_shapes, config_path, overrides, no_lint)
+    if _HARD_EXIT:
+        _KEEP_ALIVE.append(reports)
+    if measure:
+        _measure(reports)
+    return reports, config
+
+
+def _measure(reports: Sequence[Report]) -> None:
+    from archlint.explore import measure_finding
+    for report in reports:
+        for finding in report.findings:
+            if finding.code in ("AL101", "AL102"):
+                measure_finding(report, finding)
+
+
+def _print_warnings(reports: Sequence[Report]) -> None:
     for report in reports:
         for warning in report.warnings:
-            click.echo(f"archlint: warning: {report.model.get('path') or 'model'}: {warning}", err=True)
-    if fmt == "json":  # streamed: a report of a million layers is never one string
-        from archlint.reporters import json_report
-        if statistics:
-            from archlint.reporters.table import render_statistics
-            click.echo(render_statistics(reports), err=True)
-        try:
-            if output:
-                with open(output, "w", encoding="utf-8") as fh:
-                    json_report.write(reports, fh)
-                    fh.write("\n")
-            else:
-                json_report.write(reports, sys.stdout)
-                sys.stdout.write("\n")
-        except OSError as exc:
-            _fail(f"cannot write {output}: {exc.strerror}")
-        _exit_for_findings(reports, config)
-        return
-    text = _render(reports, fmt, show_all)
-    if statistics:
-        from archlint.reporters.table import render_statistics
-        stats = render_statistics(reports)
-        text = f"{text}\n\n{stats}" if fmt in ("table", "concise", "markdown") else text
-        if fmt not in ("table", "concise", "markdown"):
-            click.echo(stats, err=True)
-    if output:
-        try:
+            click.echo(f"archlint: warning: {report.model.label}: {warning}", err=True)
+
+
+def _render_options(show_all: bool, group: bool = True) -> RenderOptions:
+    from archlint.rules import RULES
+    return RenderOptions(show_all=show_all, group=group, rules=tuple(RULES.values()))
+
+
+def _emit(reports: list[Report], fmt: Format, output: str | None, options: RenderOptions) -> None:
+    """Write the report in ``fmt`` to ``output`` or stdout, with the closing summary line after
+    a human-readable format. A streaming format (JSON) is written a layer at a time: a report
+    of a million layers is never one string."""
+    try:
+        if fmt.write is not None:
+            _stream(reports, fmt.write, output, options)
+            return
+        text = fmt.render(reports, options)
+        if fmt.summary:
+            text = f"{text}\n\n{summary(reports)}" if text else summary(reports)
+        _write_text(text, output)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
+
+
+def _write_text(text: str, output: str | None) -> None:
+    try:
+        if output:
             Path(output).write_text(text + "\n", encoding="utf-8")
-        except OSError as exc:
-            _fail(f"cannot write {output}: {exc.strerror}")
-    elif text:
-        click.echo(text)
-    _exit_for_findings(reports, config)
+        elif text:
+            click.echo(text)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
 
 
-def _exit_for_findings(reports: list[Any], config: Any) -> None:
-    from archlint.rules import severity_rank
+def summary(reports: Sequence[Report]) -> str:
+    """ruff's closing line: ``Found 9 findings (1 warning, 8 info) in 1 model.`` or ``All checks passed!``."""
+    counts = {s: sum(f.severity == s for r in reports for f in r.findings) for s in ("error", "warning", "info")}
+    total = sum(counts.values())
+    if not total:
+        return "All checks passed!"
+    parts = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in counts.items() if n)
+    models = len(reports)
+    return (f"Found {total} finding{'s' if total != 1 else ''} ({parts}) in {models} "
+            f"model{'s' if models != 1 else ''}.")
+
+
+def _stream(reports: list[Report], write: Write, output: str | None, options: RenderOptions) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            write(reports, fh, options)
+            fh.write("\n")
+    else:
+        write(reports, sys.stdout, options)
+        sys.stdout.write("\n")
+
+
+def _statistics(reports: Sequence[Report]) -> str:
+    from archlint.reporters.table import render_statistics
+    return render_statistics(reports)
+
+
+def _exit_for_findings(reports: Sequence[Report], config: Config) -> None:
     threshold = severity_rank(config.fail_on)
     if any(severity_rank(f.severity) >= threshold for r in reports for f in r.findings):
         sys.exit(1)
 
 
-def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, select: Sequence[str],
-         ignore: Sequence[str], fail_on: str | None, no_lint: bool, dtype: str | None = None,
-         profile: str | None = None) -> tuple[list[Any], Any]:
+def _configure(targets: Sequence[str], config_path: str | None, overrides: Overrides) -> Config:
+    """The configuration file's settings with the command line's on top."""
     from archlint import config as config_mod
+    path = config_path or config_mod.find_config(targets[0] if targets and Path(targets[0]).exists() else ".")
+    config = config_mod.load(path)
+    if overrides.select:  # the command line's selection replaces the configuration's select and ignore
+        config.select = config_mod.codes(list(overrides.select), "--select", "option")
+        config.ignore = []
+    if overrides.extend_select:
+        config.select = config.select + config_mod.codes(list(overrides.extend_select), "--extend-select", "option")
+    if overrides.ignore:
+        config.ignore = config.ignore + config_mod.codes(list(overrides.ignore), "--ignore", "option")
+    if overrides.fail_on:
+        config.fail_on = config_mod.check_severity(overrides.fail_on, "--fail-on")
+    if overrides.dtype:
+        config.dtype = overrides.dtype
+    if overrides.profile:
+        config.profile = overrides.profile
+    return config
+
+
+def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, overrides: Overrides,
+         no_lint: bool) -> tuple[list[Report], Config]:
     from archlint.api import analyze
     from archlint.input_spec import parse
     from archlint.lint import lint
 
-    path = config_path or config_mod.find_config(targets[0] if targets and Path(targets[0]).exists() else ".")
-    config = config_mod.load(path)
-    if select:  # the command line's selection replaces the configuration's select and ignore
-        config.select = config_mod._codes(list(select), "--select", "option")
-        config.ignore = []
-    if ignore:
-        config.ignore = config.ignore + config_mod._codes(list(ignore), "--ignore", "option")
-    if fail_on:
-        config.fail_on = fail_on
-    targets = list(targets) or list(config.models)
+    config = _configure(targets, config_path, overrides)
+    targets = list(targets) or config.model_targets()
     if not targets:
         raise ArchlintError("no model given: pass PATH..., or list PyTorch targets in [tool.archlint] models")
     shapes = parse(input_shapes)
     reports = []
     for target in targets:
         spec = shapes if shapes else parse(config.input_shape_for(target))
-        report = analyze(target, spec, dtype=dtype or config.dtype, profile=profile or config.profile, lint=False)
+        report = analyze(target, spec, dtype=config.dtype, profile=config.profile, lint=False)
         if not no_lint:
             lint(report, config)
         reports.append(report)
     return reports, config
 
 
-def _render(reports: list[Any], fmt: str, show_all: bool) -> str:
-    if fmt == "json":
-        from archlint.reporters import json_report
-        return json_report.render(reports)
-    if fmt == "concise":
-        from archlint.reporters import concise
-        return concise.render(reports)
-    if fmt == "sarif":
-        from archlint.reporters import sarif
-        return sarif.render(reports)
-    if fmt == "github":
-        from archlint.reporters import github
-        return github.render(reports)
-    if fmt == "markdown":
-        from archlint.reporters import markdown
-        return markdown.render(reports)
-    if fmt == "html":
-        from archlint.reporters import html
-        return html.render(reports)
-    from archlint.reporters import table
-    return "\n\n".join(f"{table.render(r, show_all=show_all)}\n\n{table.render_findings(r)}" for r in reports)
-
-
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table", show_default=True)
 def rules(fmt: str) -> None:
     """List the rule catalogue."""
     from archlint.rules import RULES
     if fmt == "markdown":
         from archlint.docs import rules_table
         click.echo(rules_table())
+        return
+    if fmt == "json":
+        import json
+        click.echo(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity, "summary": r.summary,
+                                "options": {o.key: {"type": o.type_name, "default": o.default, "description": o.doc}
+                                            for o in r.declared()},
+                                "explanation": r.docs_markdown()} for r in RULES.values()], indent=2))
         return
     from tabulate import tabulate
     click.echo(tabulate([[r.code, r.name, r.severity, r.summary] for r in RULES.values()],
@@ -264,13 +342,13 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
     except ArchlintError as exc:
         _fail(str(exc))
     if fmt == "json":
-        click.echo(_json.dumps({"layer": layer, "profile": report.model.get("profile"),
-                                "dtype": report.model.get("dtype"), "variants": rows}, indent=2))
+        click.echo(_json.dumps({"layer": layer, "profile": report.model.profile,
+                                "dtype": report.model.dtype, "variants": rows}, indent=2))
         return
     from tabulate import tabulate
 
-    from archlint.units import human, human_bytes
     from archlint.rules.views import human_time
+    from archlint.units import human, human_bytes
     headers = ["variant", "params", "MACs", "bytes", "FLOPs/byte", "est. time", "est. speedup"]
     if measure:
         headers += ["measured", "measured speedup"]
@@ -282,7 +360,7 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
         if measure:
             row += [human_time(r["measured_s"]), f"{r['measured_speedup']:.2f}x"]
         table_rows.append(row)
-    click.echo(f"{layer} on {report.model.get('profile')} ({report.model.get('dtype')})")
+    click.echo(f"{layer} on {report.model.profile} ({report.model.dtype})")
     click.echo(tabulate(table_rows, headers=headers, disable_numparse=True))
 
 
@@ -306,16 +384,14 @@ def calibrate(output: str | None, seconds: float) -> None:
 
 
 @main.command()
-@click.argument("code")
+@click.argument("code", metavar="CODE|NAME")
 def explain(code: str) -> None:
-    """Explain one rule: archlint explain AL101."""
+    """Explain one rule, by code or name: archlint explain AL101, archlint explain large-kernel."""
     from archlint.rules import RULES
-    rule = RULES.get(code.upper())
+    rule = RULES.get(code.upper()) or next((r for r in RULES.values() if r.name == code.lower()), None)
     if rule is None:
         _fail(f"unknown rule code '{code}' (see: archlint rules)")
-    options = "".join(f"\n  {k} = {v!r}" for k, v in rule.options.items())
-    click.echo(f"{rule.code} {rule.name} (default severity: {rule.severity})\n\n{rule.summary}.\n\n"
-               f"{rule.explanation}" + (f"\n\nOptions (defaults):{options}" if options else ""))
+    click.echo(rule.docs_text())
 
 
 if __name__ == "__main__":

@@ -26,11 +26,13 @@ Keys (unknown keys or rule codes are an error, exit 2)::
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archlint.dtypes import normalise
 from archlint.errors import ArchlintError
 from archlint.rules import RULES, SEVERITIES
 
@@ -76,14 +78,32 @@ class Config:
         return any(fnmatch.fnmatchcase(layer, pattern) and any(code.startswith(c) for c in codes)
                    for pattern, codes in self.per_layer_ignores.items())
 
-    def options(self, code: str) -> dict[str, Any]:
-        opts = dict(RULES[code].options)
-        opts.update({k: v for k, v in self.rule_options.get(code, {}).items() if k not in COMMON_RULE_OPTIONS})
-        return opts
+    def options(self, code: str) -> Any:
+        """The rule's options object (its declared dataclass) with the configured values."""
+        return RULES[code].configure(self.rule_options.get(code, {}))
 
     def severity(self, code: str) -> str | None:
         """A severity set for the rule in [tool.archlint.rules.CODE], if any."""
         return self.rule_options.get(code, {}).get("severity")
+
+    def model_targets(self) -> list[str]:
+        """``models`` with relative file paths (``models/net.onnx``, ``nets/x.py:build``) resolved
+        from the config file's directory, as its globs are; ``pkg.module:attr`` targets unchanged."""
+        if self.path is None:
+            return list(self.models)
+        base = self.path.parent
+        out = []
+        for target in self.models:
+            head, colon, attr = target.rpartition(":")
+            file, suffix = (head, f":{attr}") if colon and head.endswith(".py") else (target, "")
+            if colon and not suffix:  # a module target, found on sys.path
+                out.append(target)
+                continue
+            candidate = base / file
+            if not Path(file).is_absolute() and candidate.exists():
+                file = os.path.relpath(candidate)
+            out.append(file + suffix)
+        return out
 
     def input_shape_for(self, target: str) -> str | None:
         for pattern, spec in self.input_shapes.items():
@@ -143,7 +163,7 @@ def load(path: str | Path | None) -> Config:
     return from_dict(table, p)
 
 
-def _codes(value: Any, key: str, where: str) -> list[str]:
+def codes(value: Any, key: str, where: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -158,6 +178,8 @@ def _codes(value: Any, key: str, where: str) -> list[str]:
 
 
 def from_dict(table: dict[str, Any], path: Path | None = None) -> Config:
+    """Validate a ``[tool.archlint]`` table and build its :class:`Config` (errors name the
+    config file and the key)."""
     where = f"config {path}" if path else "config"
     if not isinstance(table, dict):
         raise ArchlintError(f"{where}: [tool.archlint] must be a table")
@@ -167,29 +189,46 @@ def from_dict(table: dict[str, Any], path: Path | None = None) -> Config:
                             f"(known: {', '.join(sorted(KEYS))})")
     cfg = Config(path=path)
     if "select" in table:
-        cfg.select = _codes(table["select"], "select", where)
+        cfg.select = codes(table["select"], "select", where)
     if "ignore" in table:
-        cfg.ignore = _codes(table["ignore"], "ignore", where)
+        cfg.ignore = codes(table["ignore"], "ignore", where)
     if "fail-on" in table:
-        cfg.fail_on = check_severity(table["fail-on"], where)
-    models = table.get("models", [])
+        cfg.fail_on = check_severity(table["fail-on"], f"{where}: fail-on")
+    cfg.models = _models(table.get("models", []), where)
+    cfg.input_shapes = _input_shapes(table.get("input-shapes", {}), where)
+    cfg.per_layer_ignores = _ignores(table.get("per-layer-ignores", {}), "per-layer-ignores", where)
+    cfg.per_file_ignores = _ignores(table.get("per-file-ignores", {}), "per-file-ignores", where)
+    cfg.rule_options = _rule_options(table.get("budgets", {}), table.get("rules", {}), where)
+    if "profile" in table:
+        cfg.profile = _profile(table["profile"], where)
+    if "dtype" in table:
+        cfg.dtype = normalise(table["dtype"])
+    return cfg
+
+
+def _models(models: Any, where: str) -> list[str]:
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
         raise ArchlintError(f"{where}: 'models' must be a list of targets such as 'pkg.module:attr'")
-    cfg.models = models
-    for key, attr in (("input-shapes", "input_shapes"),):
-        value = table.get(key, {})
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ArchlintError(f"{where}: '{key}' must map model paths or targets to shapes like '1x3x224x224'")
-        setattr(cfg, attr, dict(value))
-    for key, attr in (("per-layer-ignores", "per_layer_ignores"), ("per-file-ignores", "per_file_ignores")):
-        value = table.get(key, {})
-        if not isinstance(value, dict):
-            raise ArchlintError(f"{where}: '{key}' must map glob patterns to lists of rule codes")
-        setattr(cfg, attr, {pattern: _codes(codes, key, where) for pattern, codes in value.items()})
-    budgets = table.get("budgets", {})
+    return list(models)
+
+
+def _input_shapes(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ArchlintError(f"{where}: 'input-shapes' must map model paths or targets to shapes like '1x3x224x224'")
+    return dict(value)
+
+
+def _ignores(value: Any, key: str, where: str) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise ArchlintError(f"{where}: '{key}' must map glob patterns to lists of rule codes")
+    return {pattern: codes(listed, key, where) for pattern, listed in value.items()}
+
+
+def _rule_options(budgets: Any, rules: Any, where: str) -> dict[str, dict[str, Any]]:
+    """``[tool.archlint.rules.CODE]`` tables and ``[tool.archlint.budgets]`` (AL301's options),
+    each checked against the rule's declared options."""
     if not isinstance(budgets, dict):
         raise ArchlintError(f"{where}: [tool.archlint.budgets] must be a table")
-    rules = table.get("rules", {})
     if not isinstance(rules, dict):
         raise ArchlintError(f"{where}: [tool.archlint.rules] must be a table of rule codes")
     options: dict[str, dict[str, Any]] = {}
@@ -203,38 +242,37 @@ def from_dict(table: dict[str, Any], path: Path | None = None) -> Config:
             raise ArchlintError(f"{where}: [tool.archlint.rules.{code}] must be a table")
         options.setdefault(code_u, {}).update(opts)
     for code, opts in options.items():
-        if "severity" in opts:
-            check_severity(opts["severity"], f"{where}: [tool.archlint.rules.{code}] severity")
-        known = set(RULES[code].options) | COMMON_RULE_OPTIONS
-        bad = set(opts) - known
-        if bad:
-            raise ArchlintError(f"{where}: unknown option(s) {', '.join(sorted(bad))} for {code} "
-                                f"(known: {', '.join(sorted(known)) or 'none'})")
-        for key, value in opts.items():
-            if key in COMMON_RULE_OPTIONS:
-                continue
-            default = RULES[code].options[key]
-            if default is not None and type(default) is not type(value) and not (
-                    isinstance(default, float) and isinstance(value, int)):
-                raise ArchlintError(f"{where}: option {key} of {code} must be a {type(default).__name__}, "
-                                    f"got {value!r}")
-    if "AL301" in options:
-        from archlint.rules.model import parse_quantity
-        for key, value in options["AL301"].items():
-            parse_quantity(value, key)
-    cfg.rule_options = options
-    if "profile" in table:
-        from archlint import profiles
-        value = table["profile"]
-        cfg.profile = profiles.from_dict(value, f"{where}: [tool.archlint.profile]") if isinstance(value, dict) \
-            else profiles.load(value)
-    if "dtype" in table:
-        from archlint.report import normalise_dtype
-        cfg.dtype = normalise_dtype(table["dtype"])
-    return cfg
+        _check_rule_options(code, opts, where)
+    return options
+
+
+def _check_rule_options(code: str, opts: dict[str, Any], where: str) -> None:
+    """Names and types from the rule's declared options; then the options object itself is
+    built, so that its own checks (a budget's quantity) run now, not mid-analysis."""
+    if "severity" in opts:
+        check_severity(opts["severity"], f"{where}: [tool.archlint.rules.{code}] severity")
+    rule = RULES[code]
+    declared = {o.key: o for o in rule.declared()}
+    known = set(declared) | COMMON_RULE_OPTIONS
+    bad = set(opts) - known
+    if bad:
+        raise ArchlintError(f"{where}: unknown option(s) {', '.join(sorted(bad))} for {code} "
+                            f"(known: {', '.join(sorted(known)) or 'none'})")
+    for key, value in opts.items():
+        if key in declared and not declared[key].accepts(value):
+            raise ArchlintError(f"{where}: option {key} of {code} must be a {declared[key].type_name}, "
+                                f"got {value!r}")
+    rule.configure(opts)
+
+
+def _profile(value: Any, where: str) -> Any:
+    from archlint import profiles
+    if isinstance(value, dict):
+        return profiles.from_dict(value, f"{where}: [tool.archlint.profile]")
+    return profiles.load(value)
 
 
 def check_severity(value: Any, where: str = "option") -> str:
     if value not in SEVERITIES:
-        raise ArchlintError(f"{where}: fail-on must be one of {', '.join(SEVERITIES)}, got {value!r}")
+        raise ArchlintError(f"{where}: must be one of {', '.join(SEVERITIES)}, got {value!r}")
     return str(value)

@@ -37,9 +37,18 @@ def rules_table() -> str:
     from archlint.rules import RULES
     rows = ["| code | name | default severity | what it flags | options |", "|---|---|---|---|---|"]
     for rule in RULES.values():
-        opts = ", ".join(f"`{k}` = `{v}`" for k, v in rule.options.items())
+        opts = ", ".join(f"`{o.key}` = `{_toml(o.default)}`" for o in rule.declared())
         rows.append(f"| {rule.code} | `{rule.name}` | {rule.severity} | {rule.summary} | {opts} |")
     return "\n".join(rows)
+
+
+def _toml(value: object) -> str:
+    """A default as it is written in ``pyproject.toml`` (``true``, ``[2, 4]``); unset as ``unset``."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def _replace(text: str, start: str, end: str, body: str) -> str:

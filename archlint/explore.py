@@ -45,8 +45,8 @@ def find_conv(report: Report, name: str) -> ConvView:
 def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, Any]]:
     v = find_conv(report, name)
     rec = v.record
-    rows = [{"variant": "original", "params": rec.params, "macs": rec.macs or 0, "bytes": rec.bytes,
-             "est_time_s": rec.est_time}]
+    rows: list[dict[str, Any]] = [{"variant": "original", "params": rec.params, "macs": rec.macs or 0,
+                                   "bytes": rec.bytes, "est_time_s": rec.est_time}]
     variants = chains(v)
     if "depthwise-separable" in variants:
         params, macs, nbytes, parts = _depthwise_separable(v)
@@ -61,7 +61,7 @@ def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, A
         row["intensity"] = (2 * row["macs"] / row["bytes"]) if row["bytes"] else None
         row["est_speedup"] = base / row["est_time_s"] if row["est_time_s"] else None
     if measure:
-        dtype = report.model.get("dtype") or "fp32"
+        dtype = report.model.dtype or "fp32"
         from archlint.measure import time_chains
         times = time_chains([variants[row["variant"]] for row in rows], dtype)
         for row, seconds in zip(rows, times):
@@ -75,7 +75,7 @@ def measure_finding(report: Report, finding: Any) -> None:
     from archlint.measure import time_chains
     v = find_conv(report, finding.layer)
     variants = chains(v)
-    dtype = report.model.get("dtype") or "fp32"
+    dtype = report.model.dtype or "fp32"
     if finding.code == "AL101":
         after_chain = variants["depthwise-separable"]
     elif finding.code == "AL102":

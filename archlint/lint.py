@@ -6,15 +6,14 @@ from __future__ import annotations
 from archlint.config import Config
 from archlint.report import Report
 from archlint.rules import RULES, Finding, severity_rank
-from archlint.rules.suppression import ALL, layer_suppressions
+from archlint.rules.suppression import ALL, suppression_sites
 
 
 def lint(report: Report, config: Config | None = None) -> list[Finding]:
     """Fill ``report.findings`` and return them, most severe first, then in layer order."""
     config = config or Config()
-    path = report.model.get("path")
-    suppressions = layer_suppressions(report)
-    used: dict[str, set[str]] = {}
+    path = report.model.path
+    sites, layer_site = suppression_sites(report)
     findings: list[Finding] = []
     for code, rule in RULES.items():
         if code == "AL001" or not config.enabled(code, path):
@@ -31,22 +30,22 @@ def lint(report: Report, config: Config | None = None) -> list[Finding]:
                 continue
             if forced and not finding.details.get("downgraded"):
                 finding.severity = forced
-            codes = suppressions.get(finding.layer or "", (set(), ""))[0]
-            if code in codes or ALL in codes:
-                used.setdefault(finding.layer or "", set()).add(code if code in codes else ALL)
+            site = sites.get(layer_site.get(finding.layer or "", ("", None)))
+            if site is not None and (code in site.codes or ALL in site.codes):
+                site.used.add(code if code in site.codes else ALL)
                 continue
             finding.path = path
             findings.append(finding)
     if config.enabled("AL001", path):
         rule = RULES["AL001"]
-        for layer, (codes, where) in suppressions.items():
-            stale = sorted(c for c in codes - used.get(layer, set())
+        for site in sites.values():  # one per written suppression, however many layers it covers
+            stale = sorted(c for c in site.codes - site.used
                            if c == ALL or (c in RULES and config.enabled(c, path)))
-            unknown = sorted(c for c in codes if c != ALL and c not in RULES)
+            unknown = sorted(c for c in site.codes if c != ALL and c not in RULES)
             if stale or unknown:
                 what = ", ".join(stale + [f"{c} (unknown code)" for c in unknown])
-                rec = report.layer(layer)
-                f = rule.finding(f"suppression of {what} at {where} matches no finding; remove it", rec)
+                rec = report.layer(site.layers[0])
+                f = rule.finding(f"suppression of {what} at {site.where} matches no finding; remove it", rec)
                 f.path = path
                 findings.append(f)
     order = {rec.name: i for i, rec in enumerate(report.layers)}

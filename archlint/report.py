@@ -1,20 +1,24 @@
-"""The :class:`Report`: what ``archlint.analyze`` returns and every reporter renders."""
+"""The report's data model: :class:`Report` (what ``archlint.analyze`` returns and every
+reporter renders), its :class:`ModelInfo`, :class:`LayerRecord` and :class:`Totals`.
+
+The pipeline that fills it is :mod:`archlint.pipeline`; the JSON, HTML and chart writers are
+in :mod:`archlint.reporters`. This module imports neither: it sits below both.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-import io
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from archlint.analyses import cost as cost_analysis
-from archlint.analyses import receptive_field as rf_analysis
 from archlint.analyses.receptive_field import RFRecord
-from archlint.analyses.shapes import fill_missing_shapes
+from archlint.findings import Finding
 from archlint.ir import ModelGraph, Shape
 from archlint.ops import registry
+
+if TYPE_CHECKING:
+    from archlint.profiles import Profile
 
 
 @dataclass(slots=True)
@@ -92,24 +96,75 @@ class Totals:
                 "partial": self.partial, "uncounted_ops": self.uncounted_ops}
 
 
+@dataclass
+class ModelInfo:
+    """Where the model came from and how it was analysed: the JSON report's ``model`` object.
+
+    ``inputs`` holds one ``{"name", "shape", "dtype"}`` per graph input; ``class_name`` is the
+    ``module.qualname`` of a PyTorch model (JSON key ``class``). :attr:`label` is the one
+    display name every reporter and message uses."""
+
+    path: str | None
+    format: str | None
+    inputs: list[dict[str, Any]]
+    dtype: str = "fp32"
+    profile: str | None = None
+    opset: int | None = None
+    tracer: str | None = None
+    tracer_fallback_reason: str | None = None
+    class_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The model's display name: its path or target (``model.onnx``, ``pkg.mod:build``), else
+        the class name of an in-memory PyTorch module, else ``model``."""
+        if self.path:
+            return self.path
+        if self.class_name:
+            return self.class_name.rpartition(".")[2]
+        return "model"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON ``model`` object: the optional keys only when set, in this order."""
+        d: dict[str, Any] = {"path": self.path, "format": self.format, "inputs": self.inputs,
+                             "dtype": self.dtype, "profile": self.profile}
+        for key, value in (("opset", self.opset), ("tracer", self.tracer),
+                           ("tracer_fallback_reason", self.tracer_fallback_reason), ("class", self.class_name)):
+            if value is not None:
+                d[key] = value
+        return d
+
+    # Read access by the JSON key (``report.model["tracer"]``), as when ``model`` was a dict.
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
+
+
 @dataclass(repr=False)
 class Report:
     """The analysis of one model: ``model`` (where it came from and its inputs),
-    ``layers``, ``totals``, ``findings`` and ``warnings``. ``graph`` is the IR."""
+    ``layers``, ``totals``, ``findings`` and ``warnings``. ``graph`` is the IR.
 
-    model: dict[str, Any]
+    ``to_json``, ``to_dict``, ``to_html``, ``plot`` and the notebook view are kept here for
+    API users and delegate to :mod:`archlint.reporters`, importing it when called: the
+    reporters import this module, so a module-level import would run back up the pipeline
+    (and load matplotlib-sized dependencies on ``import archlint``)."""
+
+    model: ModelInfo
     layers: list[LayerRecord]
     totals: Totals
-    findings: list[Any] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     graph: ModelGraph | None = field(default=None, repr=False)
-    profile: Any = field(default=None, repr=False)
+    profile: Profile | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         from archlint.units import human
         t = self.totals
         partial = " (partial)" if t.partial else ""
-        return (f"<archlint.Report {self.model.get('path') or self.model.get('class') or 'model'}: "
+        return (f"<archlint.Report {self.model.label}: "
                 f"{human(t.params)} params, {human(t.macs)} MACs{partial}, {len(self.layers)} layers, "
                 f"{len(self.findings)} findings>")
 
@@ -135,7 +190,8 @@ class Report:
             import pandas as pd
         except ImportError:
             from archlint.errors import ArchlintError
-            raise ArchlintError("Report.to_pandas() needs pandas: pip install 'archlint[pandas]' (or pip install pandas)") from None
+            raise ArchlintError("Report.to_pandas() needs pandas: pip install 'archlint[pandas]' "
+                                "(or pip install pandas)") from None
         rows = []
         for r in self.layers:
             d = r.to_dict()
@@ -161,135 +217,29 @@ class Report:
         return render_notebook(self)
 
     def to_dict(self) -> dict[str, Any]:
-        from archlint import __version__
-        return {"archlint_version": __version__, "model": self.model, "totals": self.totals.to_dict(),
-                "layers": [layer.to_dict() for layer in self.layers],
-                "findings": [f.to_dict() if hasattr(f, "to_dict") else f for f in self.findings],
-                "warnings": list(self.warnings)}
+        """The JSON report as Python objects (:func:`archlint.reporters.json_report.report_dict`)."""
+        from archlint.reporters.json_report import report_dict
+        return report_dict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
-        """Pretty JSON with one line per layer and finding (readable, grep-able, and fast:
-        the C encoder does each line). ``indent=None`` gives a single line."""
-        if indent is None:
-            return json.dumps(self.to_dict())
-        out = io.StringIO()
-        self.write_json(out, indent)
-        return out.getvalue()
+        """Pretty JSON with one line per layer and finding (:func:`archlint.reporters.json_report.
+        report_json`); ``indent=None`` gives a single line."""
+        from archlint.reporters.json_report import report_json
+        return report_json(self, indent)
 
     def write_json(self, fh: IO[str], indent: int = 2) -> None:
-        """Write :meth:`to_json`'s text to ``fh`` a layer at a time: a million-layer report
-        never exists as one string."""
-        from archlint import __version__
-        pad = " " * indent
-        head = {"archlint_version": __version__, "model": self.model, "totals": self.totals.to_dict()}
-        fh.write("{\n" + ",\n".join(f"{pad}{json.dumps(k)}: {json.dumps(v)}" for k, v in head.items()))
-        for key, items in (("layers", self.layers), ("findings", self.findings)):
-            if not items:
-                fh.write(f",\n{pad}{json.dumps(key)}: []")
-                continue
-            fh.write(f",\n{pad}{json.dumps(key)}: [\n")
-            sep = ""
-            dumps = _line_dumps()
-            for item in items:
-                text = dumps(item.to_dict() if hasattr(item, "to_dict") else item)
-                fh.write(f"{sep}{pad}{pad}{text}")
-                sep = ",\n"
-            fh.write(f"\n{pad}]")
-        fh.write(f",\n{pad}\"warnings\": {json.dumps(list(self.warnings))}\n}}")
+        """Write :meth:`to_json`'s text to ``fh`` a layer at a time."""
+        from archlint.reporters.json_report import write_report
+        write_report(self, fh, indent)
 
 
-def _line_dumps() -> Callable[[Any], str]:
-    """``json.dumps`` with its default settings, for many short lines: ``json.dumps`` makes
-    a new C encoder on every call, a third of the time of a layer's line; this makes it
-    once. The text is the same (the same encoder, without the circular-reference check:
-    report data has no cycles)."""
-    try:
-        from json.encoder import JSONEncoder, c_make_encoder, encode_basestring_ascii
-    except ImportError:  # pragma: no cover
-        return json.dumps
-    if c_make_encoder is None:  # pragma: no cover  (no C accelerator: e.g. PyPy)
-        return json.dumps
-    encode = c_make_encoder(None, JSONEncoder().default, encode_basestring_ascii, None, ": ", ", ", False, False,
-                            True)
-    join = "".join
-    return lambda obj: join(encode(obj, 0))
-
-
-def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = None) -> Report:
-    """Run the analyses over an IR graph and collect the results. ``profile`` and ``dtype``
-    (fp32, fp16, bf16, int8) set the device and element size of the roofline estimate."""
-    from archlint import profiles
-    from archlint.analyses import roofline
-    device = profiles.load(profile)
-    dtype = normalise_dtype(dtype)
-    filled = set(fill_missing_shapes(graph))
-    from archlint.analyses.shapes import call_of
-    order = graph.layers()
-    calls = [call_of(graph, layer) for layer in order]
-    costs = cost_analysis.compute(graph, calls)
-    fields = rf_analysis.compute(graph, calls)
-    del calls
-    traffic = roofline.TrafficModel(graph, device, dtype)
-    layers: list[LayerRecord] = []
-    uncounted: list[dict[str, str]] = []
-    activation = sum(cost_analysis.tensor_bytes(graph, t) for t in graph.inputs)
-    weights = graph.params | set(graph.constants)
-    tensors = graph.tensors
-    input_entry: dict[str, dict[str, Any]] = {}  # one {"name", "shape"} per tensor, shared by its readers
-    for layer, c, rf in zip(order, costs.layers, fields):
-        outputs = layer.outputs
-        out_shapes = []
-        is_data = False
-        out_bytes = 0
-        for t in outputs:
-            out_shapes.append(tensors[t].shape)
-            if cost_analysis.is_data_tensor(graph, t):
-                is_data = True
-                out_bytes += cost_analysis.tensor_bytes(graph, t)
-        if registry.get(layer.kind).data_flow:
-            activation += out_bytes
-        ins = []
-        for t in layer.inputs:
-            if t and t not in weights:
-                entry = input_entry.get(t)
-                if entry is None:
-                    info = tensors.get(t)
-                    shape = info.shape if info is not None else None
-                    entry = input_entry[t] = {"name": t, "shape": list(shape) if shape is not None else None}
-                ins.append(entry)
-        nbytes, intensity, est = traffic.layer(layer, c.flops)
-        # positional, in LayerRecord's field order (a million of these are built)
-        layers.append(LayerRecord(
-            layer.name, layer.op, layer.kind, ins, out_shapes[0] if out_shapes else None, c.params, c.macs,
-            c.flops, layer.module, layer.source, c.shared_params, out_shapes, rf, c.uncounted, is_data,
-            out_bytes, nbytes, intensity, est))
-        if c.uncounted:
-            uncounted.append({"layer": layer.name, "op": layer.op, "reason": c.uncounted})
-    totals = Totals(costs.params, costs.macs, costs.flops, activation, uncounted,
-                    bytes=sum(r.bytes for r in layers), est_time=sum(r.est_time for r in layers))
-    warnings = list(graph.meta.get("warnings", []))
-    if filled:
-        warnings.append(f"{len(filled)} layer shape(s) came from archlint's own shape rules, not the frontend")
-    if uncounted:
-        ops = sorted({u["op"] for u in uncounted})
-        warnings.append(f"totals are partial: {len(uncounted)} op(s) could not be costed ({', '.join(ops)})")
-    model = {"path": graph.meta.get("path"), "format": graph.meta.get("format"),
-             "inputs": [{"name": t, "shape": list(s) if (s := graph.shape(t)) is not None else None,
-                         "dtype": graph.tensors[t].dtype} for t in graph.inputs]}
-    model["dtype"] = dtype
-    model["profile"] = device.name
-    for key in ("opset", "tracer", "tracer_fallback_reason", "class"):
-        if graph.meta.get(key) is not None:
-            model[key] = graph.meta[key]
-    report = Report(model=model, layers=layers, totals=totals, warnings=warnings, graph=graph)
-    report.profile = device
-    return report
-
-
-def normalise_dtype(dtype: Any) -> str:
-    """``fp32`` (default), ``fp16``, ``bf16`` or ``int8`` (:func:`archlint.dtypes.normalise`)."""
-    from archlint.dtypes import normalise
-    return normalise(dtype)
+def __getattr__(name: str) -> Any:
+    """``from archlint.report import build_report`` (its home before :mod:`archlint.pipeline`)
+    still works: resolved on first use, since the pipeline imports this module."""
+    if name == "build_report":
+        from archlint.pipeline import build_report
+        return build_report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def compare(before: Report, after: Report) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from archlint.ir import Layer, ModelGraph
 from archlint.ops import REGISTRY, UNKNOWN, OpCall, UnknownShape
 
 
-
 @dataclass(slots=True)
 class LayerCost:
     params: int = 0

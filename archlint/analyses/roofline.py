@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import math
 
+from archlint.dtypes import element_bytes, is_float
 from archlint.ir import Layer, ModelGraph
 from archlint.ops import registry
-from archlint.dtypes import element_bytes, is_float
 from archlint.profiles import Profile
 
 

@@ -67,7 +67,8 @@ def from_dict(data: dict[str, Any], where: str) -> Profile:
     if unknown:
         raise ArchlintError(f"{where}: unknown profile key(s) {', '.join(sorted(unknown))}")
     peak = data.get("peak_flops")
-    if not isinstance(peak, dict) or not isinstance(peak.get("fp32"), (int, float)) or isinstance(peak.get("fp32"), bool):
+    fp32 = peak.get("fp32") if isinstance(peak, dict) else None
+    if not isinstance(peak, dict) or not isinstance(fp32, (int, float)) or isinstance(fp32, bool):
         raise ArchlintError(f"{where}: peak_flops must be a table with at least fp32 = <FLOP/s>")
     for key, value in peak.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:

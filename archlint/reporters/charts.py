@@ -85,7 +85,7 @@ def cost_series(report: Any) -> CostSeries:
 
 def roofline_series(report: Any) -> RooflineSeries:
     profile = report.profile
-    dtype = report.model.get("dtype") or "fp32"
+    dtype = report.model.dtype or "fp32"
     rows = [r for r in report.layers if r.flops and r.bytes and r.est_time > 0 and r.intensity]
     return RooflineSeries([r.name for r in rows], [float(r.intensity) for r in rows],
                           [r.flops / r.est_time for r in rows], profile.peak(dtype), profile.bandwidth,

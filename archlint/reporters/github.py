@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from archlint.report import Report
+from archlint.reporters.registry import Format, RenderOptions
 
 LEVELS = {"error": "error", "warning": "warning", "info": "notice"}
 
@@ -14,10 +15,10 @@ def _escape(text: str, prop: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
-def render(reports: Sequence[Report]) -> str:
+def render(reports: Sequence[Report], options: RenderOptions | None = None) -> str:
     lines = []
     for report in reports:
-        path = report.model.get("path") or "model"
+        path = report.model.label
         for f in report.findings:
             props = [f"file={_escape(f.source[0] if f.source else path, True)}"]
             if f.source:
@@ -26,3 +27,6 @@ def render(reports: Sequence[Report]) -> str:
             where = f"{f.layer}: " if f.layer else ""
             lines.append(f"::{LEVELS[f.severity]} {','.join(props)}::{_escape(where + f.message)}")
     return "\n".join(lines)
+
+
+FORMAT = Format("github", render, order=4)

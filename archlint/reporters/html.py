@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from archlint.reporters import charts, svg
+from archlint.reporters.registry import Format
 from archlint.units import human, human_bytes, human_time
 
 SEVERITY_COLORS = {"error": "#c53030", "warning": "#b7791f", "info": "#2b6cb0"}
@@ -125,8 +126,8 @@ def _totals_boxes(report: Any) -> str:
              ("MACs", f"{human(t.macs)}{partial}", f"{t.macs:,}"),
              ("FLOPs (archlint definition)", f"{human(t.flops)}{partial}", "see README"),
              ("activation memory", human_bytes(t.activation_bytes), "all intermediate tensors"),
-             ("memory traffic", human_bytes(t.bytes), f"at {report.model.get('dtype', 'fp32')}"),
-             ("est. time", _seconds(t.est_time), f"roofline on {report.model.get('profile')}")]
+             ("memory traffic", human_bytes(t.bytes), f"at {report.model.dtype}"),
+             ("est. time", _seconds(t.est_time), f"roofline on {report.model.profile}")]
     return '<div class="totals">' + "".join(
         f'<div class="total" data-key="{escape(k)}"><span>{escape(k)}</span><b>{escape(v)}</b>'
         f'<span>{escape(s)}</span></div>' for k, v, s in boxes) + "</div>"
@@ -134,12 +135,12 @@ def _totals_boxes(report: Any) -> str:
 
 def _model_head(report: Any) -> str:
     m = report.model
-    bits = [escape(str(m.get("format") or ""))]
-    if m.get("opset"):
-        bits.append(f"opset {m['opset']}")
-    if m.get("tracer"):
-        bits.append(f"traced with {escape(m['tracer'])}")
-    inputs = ", ".join(f"{escape(i['name'])} {_shape(i['shape'])}" for i in m.get("inputs", []))
+    bits = [escape(str(m.format or ""))]
+    if m.opset:
+        bits.append(f"opset {m.opset}")
+    if m.tracer:
+        bits.append(f"traced with {escape(m.tracer)}")
+    inputs = ", ".join(f"{escape(i['name'])} {_shape(i['shape'])}" for i in m.inputs)
     return f'<p class="meta">{", ".join(bits)}; input {inputs}</p>'
 
 
@@ -198,7 +199,7 @@ def _findings_list(report: Any, index: int) -> str:
 
 
 def _section(report: Any, index: int) -> str:
-    path = report.model.get("path") or "<in memory>"
+    path = report.model.label
     shown = charts.shown_layers(report)
     parts = [f'<section class="model" id="m{index}"><h2>{escape(str(path))}</h2>', _model_head(report),
              _totals_boxes(report)]
@@ -228,7 +229,7 @@ def _section(report: Any, index: int) -> str:
 def render(reports: Sequence[Any]) -> str:
     """One self-contained HTML page for one or more reports."""
     from archlint import __version__
-    title = ", ".join(str(r.model.get("path") or "model") for r in reports)
+    title = ", ".join(r.model.label for r in reports)
     body = "".join(_section(r, i) for i, r in enumerate(reports))
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -288,14 +289,14 @@ def render_notebook(report: Any, max_rows: int = 40, top_k: int = 10, max_findin
     by_layer = _findings_by_layer(report)
     shown = charts.shown_layers(report)
     partial = " (partial)" if t.partial else ""
-    path = report.model.get("path") or "model in memory"
-    inputs = ", ".join(f"{escape(i['name'])} {_shape(i['shape'])}" for i in report.model.get("inputs", []))
+    path = report.model.label
+    inputs = ", ".join(f"{escape(i['name'])} {_shape(i['shape'])}" for i in report.model.inputs)
     parts = [NB_STYLE, '<div class="archlint-nb">',
              f"<p><b>archlint</b>: {escape(str(path))} (input {inputs})<br>"
              f"params <b>{human(t.params)}</b>, MACs <b>{human(t.macs)}{partial}</b>, "
              f"FLOPs (archlint definition) {human(t.flops)}{partial}, activation memory "
              f"{human_bytes(t.activation_bytes)}, est. time {_seconds(t.est_time)} on "
-             f"{escape(str(report.model.get('profile')))} ({report.model.get('dtype')}); "
+             f"{escape(str(report.model.profile))} ({report.model.dtype}); "
              f"{len(shown)} layers, {len(report.findings)} findings</p>"]
     for w in report.warnings:
         parts.append(f'<p style="color:#b7791f">warning: {escape(w)}</p>')
@@ -317,3 +318,10 @@ def render_notebook(report: Any, max_rows: int = 40, top_k: int = 10, max_findin
                      f'{_nb_table(report, shown, by_layer)}</details>')
     parts.append("</div>")
     return "".join(parts)
+
+
+def _render_format(reports: Sequence[Any], options: Any = None) -> str:
+    return render(reports)
+
+
+FORMAT = Format("html", _render_format, order=6)

@@ -7,35 +7,51 @@ memory traffic before and after), with the caveat that MACs are not latency.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from archlint.report import Report
-from archlint.rules.base import Finding, Rule, Saving
+from archlint.rules.base import Finding, Rule, Saving, option
 from archlint.rules.views import ConvView, conv_views, est_time, human, human_time
 
 
-def _judge(rule: Rule, report: Report, opts: dict[str, Any], macs: tuple[int, int],
+def _judge(rule: Rule, report: Report, opts: Any, macs: tuple[int, int],
            time: tuple[float, float]) -> tuple[str | None, str, bool]:
     """Severity and message prefix from the estimated time: dropped (None) when the device
     would not get faster; downgraded to info with the reason when the time saving is below
     ``min-time-saving`` although MACs drop."""
     before, after = time
-    profile = report.model.get("profile")
+    profile = report.model.profile
     if after >= before:
         return None, "", False
     saving = 1 - after / before
-    if saving < opts["min-time-saving"]:
-        return ("info", f"memory-bound on {profile}: MACs {Saving.pct(*macs)}, est. time {Saving.pct(*time)}. ",
-                True)
+    if saving < opts.min_time_saving:
+        return "info", f"memory-bound on {profile}: MACs {Saving.pct(*macs)}, est. time {Saving.pct(*time)}: ", True
     return rule.severity, "", False
 
 
-def _time_text(report: Report, time: tuple[float, float]) -> str:
-    return (f"est. time on {report.model.get('profile')} ({report.model.get('dtype')}) {human_time(time[0])} -> "
-            f"{human_time(time[1])} ({Saving.pct(*time)})")
+def _message(prefix: str, what: str, macs: tuple[int, int], time: tuple[float, float]) -> str:
+    """One line: what to do, then the saving and the estimated time before -> after (or, when
+    downgraded, the reason first)."""
+    if prefix:
+        return f"{prefix}{what}"
+    return (f"{what}: MACs {Saving.pct(*macs)} ({human(macs[0])} -> {human(macs[1])}), "
+            f"est. {human_time(time[0])} -> {human_time(time[1])}")
 
 
-def _depthwise_separable(v: ConvView) -> tuple[int, int, int, list[tuple[float, float, str]]]:
+def _estimate(report: Report) -> dict[str, Any]:
+    """Where the time estimate comes from, for a finding's details."""
+    return {"profile": report.model.profile, "dtype": report.model.dtype}
+
+
+DEPTHWISE_CAVEAT = ("depthwise convs do about K^2/2 multiply-adds per element moved and are memory-bound, so the "
+                    "latency saving is smaller than the MAC saving")
+GROUPED_CAVEAT = ("activation traffic does not shrink with G (ShuffleNet V2, guideline G2: a 1x1 conv with G=8 ran "
+                  "over 2x slower than G=1 at equal FLOPs), and groups need a channel shuffle or mixing layer to "
+                  "exchange information")
+
+
+def _depthwise_separable(v: ConvView) -> tuple[int, int, int, list[tuple[float, float, str, int]]]:
     """Depthwise KxK (Ci, stride s) + pointwise 1x1 Ci->Co on the output grid:
     MACs ``P*Ci*K^2 + P*Ci*Co`` for ``P`` output positions, params ``Ci*K^2 + Ci*Co (+Co)``,
     traffic with the ``P*Ci`` intermediate written and read once."""
@@ -46,19 +62,19 @@ def _depthwise_separable(v: ConvView) -> tuple[int, int, int, list[tuple[float, 
     params = v.ci * v.k_area + v.ci * v.co + bias
     traffic = v.traffic(params, intermediates=mid)
     e = v.elem_bytes
-    parts = [(2 * dw_macs, (v.in_elements + mid + v.ci * v.k_area) * e, "depthwise", 1),
-             (2 * pw_macs + (v.out_elements if bias else 0), (mid + v.out_elements + v.ci * v.co + bias) * e, "dense",
-              v.ci)]
+    parts: list[tuple[float, float, str, int]] = [
+        (2 * dw_macs, (v.in_elements + mid + v.ci * v.k_area) * e, "depthwise", 1),
+        (2 * pw_macs + (v.out_elements if bias else 0), (mid + v.out_elements + v.ci * v.co + bias) * e, "dense", v.ci)]
     return params, dw_macs + pw_macs, traffic, parts
 
 
-def check_depthwise_separable(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+def check_depthwise_separable(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
     for v in conv_views(report):
-        if v.groups != 1 or max(v.kernel) <= 1 or v.ci < opts["min-channels"] or v.co < opts["min-channels"]:
+        if v.groups != 1 or max(v.kernel) <= 1 or v.ci < opts.min_channels or v.co < opts.min_channels:
             continue
         params_b, macs_b = v.record.params, v.record.macs or 0
         params_a, macs_a, bytes_a, parts = _depthwise_separable(v)
-        if macs_b == 0 or 1 - macs_a / macs_b < opts["min-reduction"]:
+        if macs_b == 0 or 1 - macs_a / macs_b < opts.min_reduction:
             continue
         bytes_b = v.traffic(params_b + v.record.shared_params)
         time = (v.record.est_time, est_time(report, parts))
@@ -67,13 +83,7 @@ def check_depthwise_separable(rule: Rule, report: Report, opts: dict[str, Any]) 
             continue
         ratio = 1 / v.co + 1 / v.k_area
         k = v.kernel_text()
-        stride = "x".join(map(str, v.stride))
-        message = (f"{prefix}dense {k} conv {v.ci}->{v.co}: depthwise {k} conv ({v.ci} channels, stride {stride}) + "
-                   f"pointwise 1x1 conv {v.ci}->{v.co} would cut MACs {Saving.pct(macs_b, macs_a)} "
-                   f"({human(macs_b)} -> {human(macs_a)}; 1/Co + 1/K^2 = {ratio:.3f}) and params "
-                   f"{Saving.pct(params_b, params_a)}; memory traffic {Saving.pct(bytes_b, bytes_a)}; "
-                   f"{_time_text(report, time)}. Caveat: depthwise convs do about K^2/2 multiply-adds per element "
-                   f"moved and are memory-bound, so the latency saving is smaller than the MAC saving")
+        message = _message(prefix, f"{k} conv {v.ci}->{v.co} -> depthwise {k} + pointwise 1x1", (macs_b, macs_a), time)
         yield rule.finding(message, v, severity=severity,
                            saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a), time),
                            details={"replacement": [
@@ -81,7 +91,8 @@ def check_depthwise_separable(rule: Rule, report: Report, opts: dict[str, Any]) 
                                 "groups": v.ci, "stride": list(v.stride)},
                                {"op": "conv", "kernel": [1] * len(v.kernel), "in_channels": v.ci,
                                 "out_channels": v.co, "groups": 1, "stride": [1] * len(v.kernel)}],
-                               "ratio": ratio, "downgraded": downgraded})
+                               "ratio": ratio, "downgraded": downgraded, "caveat": DEPTHWISE_CAVEAT,
+                               "traffic": {"before": bytes_b, "after": bytes_a}, **_estimate(report)})
 
 
 def grouped_options(v: ConvView, report: Report, counts: list[int]) -> list[dict[str, Any]]:
@@ -101,11 +112,11 @@ def grouped_options(v: ConvView, report: Report, counts: list[int]) -> list[dict
     return rows
 
 
-def check_grouped(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+def check_grouped(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
     for v in conv_views(report):
-        if v.groups != 1 or max(v.kernel) <= 1 or min(v.ci, v.co) < opts["min-channels"]:
+        if v.groups != 1 or max(v.kernel) <= 1 or min(v.ci, v.co) < opts.min_channels:
             continue
-        rows = grouped_options(v, report, opts["group-counts"])
+        rows = grouped_options(v, report, opts.group_counts)
         if not rows:
             continue
         params_b, macs_b = v.record.params, v.record.macs or 0
@@ -115,23 +126,21 @@ def check_grouped(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[
         severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, best["macs"]), time)
         if severity is None:
             continue
-        text = ", ".join(f"G={r['groups']}: MACs {human(r['macs'])}, traffic {Saving.pct(bytes_b, r['bytes'])}, "
-                         f"est. {human_time(r['est_time_s'])}" for r in rows)
-        message = (f"{prefix}dense {v.kernel_text()} conv {v.ci}->{v.co}: a grouped conv divides MACs and weights by "
-                   f"G ({text}; now {human_time(time[0])}). Caveat: activation traffic does not shrink with G "
-                   f"(ShuffleNet V2, guideline G2: a 1x1 conv with G=8 ran over 2x slower than G=1 at equal FLOPs), "
-                   f"and groups need a channel shuffle or mixing layer to exchange information")
+        message = _message(prefix, f"{v.kernel_text()} conv {v.ci}->{v.co} -> grouped conv, G={best['groups']}",
+                           (macs_b, best["macs"]), time)
         yield rule.finding(message, v, severity=severity,
                            saving=Saving((params_b, best["params"]), (macs_b, best["macs"]), (bytes_b, best["bytes"]),
-                                         time), details={"options": rows, "downgraded": downgraded})
+                                         time), details={"recommended_groups": best["groups"], "options": rows,
+                                                   "downgraded": downgraded, "caveat": GROUPED_CAVEAT,
+                                                   **_estimate(report)})
 
 
-def check_large_kernel(rule: Rule, report: Report, opts: dict[str, Any]) -> Iterator[Finding]:
+def check_large_kernel(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
     """K x K (odd K >= 5, stride 1, no dilation) -> (K-1)/2 stacked 3x3 convs: field
     ``1 + 2 * (K-1)/2 = K`` unchanged. First 3x3 Ci->Co, the rest Co->Co, same groups."""
     for v in conv_views(report):
         k = v.kernel
-        if len(set(k)) != 1 or k[0] < opts["min-kernel"] or k[0] % 2 == 0 or any(s != 1 for s in v.stride) \
+        if len(set(k)) != 1 or k[0] < opts.min_kernel or k[0] % 2 == 0 or any(s != 1 for s in v.stride) \
                 or any(d != 1 for d in v.dilation):
             continue
         n = (k[0] - 1) // 2
@@ -154,59 +163,90 @@ def check_large_kernel(rule: Rule, report: Report, opts: dict[str, Any]) -> Iter
         severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, macs_a), time)
         if severity is None:
             continue
-        message = (f"{prefix}{v.kernel_text()} conv {v.ci}->{v.co}: {n} stacked 3x3 convs (same {k[0]}x{k[0]} "
-                   f"receptive field) would cut MACs {Saving.pct(macs_b, macs_a)} ({human(macs_b)} -> {human(macs_a)}) "
-                   f"and params {Saving.pct(params_b, params_a)}, and add {n - 1} nonlinearities (VGG); memory "
-                   f"traffic {Saving.pct(bytes_b, bytes_a)} from the intermediate maps; {_time_text(report, time)}")
+        message = _message(prefix, f"{v.kernel_text()} conv {v.ci}->{v.co} -> {n} stacked 3x3 convs (same field)",
+                           (macs_b, macs_a), time)
         yield rule.finding(message, v, severity=severity,
                            saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a), time),
-                           details={"stacked_3x3": n, "downgraded": downgraded})
+                           details={"stacked_3x3": n, "downgraded": downgraded, **_estimate(report)})
+
+
+
+MIN_TIME_SAVING = "share of estimated time a replacement must save to keep the rule's severity (below it: info)"
+
+
+@dataclass(frozen=True)
+class DepthwiseOptions:
+    min_reduction: float = option(0.5, "share of MACs the replacement must save for the rule to fire")
+    min_channels: int = option(16, "fewest input and output channels of a conv the rule looks at")
+    min_time_saving: float = option(0.2, MIN_TIME_SAVING)
+
+
+@dataclass(frozen=True)
+class GroupedOptions:
+    min_channels: int = option(64, "fewest input and output channels of a conv the rule looks at")
+    group_counts: list[int] = option([2, 4, 8, 16, 32], "group counts G tried (each must divide both channel counts)")
+    min_time_saving: float = option(0.2, MIN_TIME_SAVING)
+
+
+@dataclass(frozen=True)
+class LargeKernelOptions:
+    min_kernel: int = option(5, "smallest odd kernel size the rule looks at")
+    min_time_saving: float = option(0.2, MIN_TIME_SAVING)
 
 
 AL101 = Rule(
-    "AL101", "depthwise-separable-candidate", "info",
-    "dense KxK conv that a depthwise KxK + pointwise 1x1 pair would replace for a fraction of the MACs",
-    """A dense KxK convolution (groups = 1, K > 1) from Ci to Co channels costs Ci*Co*K^2 multiply-adds per
-output position. A depthwise KxK convolution (groups = Ci) followed by a pointwise 1x1 convolution costs
-Ci*K^2 + Ci*Co: a ratio of 1/Co + 1/K^2 (MobileNets, Howard et al. 2017), about 1/9 for 3x3 kernels.
-
-The finding gives the replacement's exact shapes, the MAC, parameter and memory-traffic change. Caveat:
-a depthwise conv does only about K^2/2 multiply-adds per element it moves, so it is memory-bound on most
-hardware and the latency saving is much smaller than the MAC saving; the intermediate map also adds
-traffic. Options: `min-reduction` (share of MACs saved, default 0.5), `min-channels` (default 16).
-
-Example:
-    nn.Conv2d(64, 128, 3, padding=1)
-    # becomes
-    nn.Conv2d(64, 64, 3, padding=1, groups=64), nn.Conv2d(64, 128, 1)   # MACs x (1/128 + 1/9)""",
-    check_depthwise_separable, {"min-reduction": 0.5, "min-channels": 16, "min-time-saving": 0.2})
+    code="AL101", name="depthwise-separable-candidate", severity="info",
+    summary="dense KxK conv that a depthwise KxK + pointwise 1x1 pair would replace for a fraction of the MACs",
+    what="""
+        Finds dense KxK convolutions (groups = 1, K > 1) that a depthwise KxK convolution (groups = Ci)
+        followed by a pointwise 1x1 convolution would replace with the same output shape and receptive field,
+        and gives the replacement's exact shapes with the change in MACs, parameters, memory traffic and
+        estimated time on the report's device profile.""",
+    why="""
+        A dense KxK convolution from Ci to Co channels costs Ci*Co*K^2 multiply-adds per output position;
+        the depthwise-separable pair costs Ci*K^2 + Ci*Co, a ratio of 1/Co + 1/K^2 (about 1/9 for 3x3
+        kernels). Caveat: a depthwise conv does only about K^2/2 multiply-adds per element it moves, so it
+        is memory-bound on most hardware and the latency saving is much smaller than the MAC saving; the
+        intermediate map adds traffic too. The rule is info unless the estimated time drops by at least
+        min-time-saving.""",
+    example="nn.Conv2d(64, 128, 3, padding=1)",
+    instead="nn.Conv2d(64, 64, 3, padding=1, groups=64), nn.Conv2d(64, 128, 1)   # MACs x (1/128 + 1/9)",
+    check=check_depthwise_separable, options=DepthwiseOptions,
+    references=("Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile Vision "
+                "Applications, 2017 (arXiv:1704.04861)",
+                "Ma et al., ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design, ECCV 2018"))
 
 AL102 = Rule(
-    "AL102", "grouped-conv-candidate", "info",
-    "dense conv with many channels where a grouped conv would divide MACs and weights by G",
-    """A dense KxK convolution with many input and output channels can be grouped (ResNeXt): with G
-groups each output channel sees Ci/G inputs, so MACs and weights drop to 1/G. The finding lists each
-group count that divides both channel counts, with MACs and memory traffic.
-
-Caveat (ShuffleNet V2, guideline G2): activation traffic hw(c1 + c2) does not shrink with G, so a grouped
-conv is more memory-bound; a 1x1 conv with G=8 ran over 2x slower than G=1 at equal FLOPs on a GPU.
-Groups also stop information flowing between channel groups unless a shuffle follows.
-Options: `min-channels` (default 64), `group-counts` (default [2, 4, 8, 16, 32]).
-
-Example:
-    nn.Conv2d(256, 256, 3, padding=1)            # 589,824 weights
-    nn.Conv2d(256, 256, 3, padding=1, groups=8)  # 73,728 weights""",
-    check_grouped, {"min-channels": 64, "group-counts": [2, 4, 8, 16, 32], "min-time-saving": 0.2})
+    code="AL102", name="grouped-conv-candidate", severity="info",
+    summary="dense conv with many channels where a grouped conv would divide MACs and weights by G",
+    what="""
+        Finds dense KxK convolutions with many input and output channels and, for each group count G that
+        divides both channel counts, gives the grouped conv's MACs, weights, memory traffic and estimated
+        time; the recommended G is the one with the fastest estimate.""",
+    why="""
+        With G groups each output channel sees Ci/G inputs, so MACs and weights drop to 1/G (ResNeXt).
+        Caveat (ShuffleNet V2, guideline G2): activation traffic hw(c1 + c2) does not shrink with G, so a
+        grouped conv is more memory-bound; a 1x1 conv with G=8 ran over 2x slower than G=1 at equal FLOPs on
+        a GPU. Groups also stop information flowing between channel groups unless a shuffle or a mixing layer
+        follows.""",
+    example="nn.Conv2d(256, 256, 3, padding=1)            # 589,824 weights",
+    instead="nn.Conv2d(256, 256, 3, padding=1, groups=8)  # 73,728 weights",
+    check=check_grouped, options=GroupedOptions,
+    references=("Xie et al., Aggregated Residual Transformations for Deep Neural Networks (ResNeXt), CVPR 2017",
+                "Ma et al., ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design, ECCV 2018"))
 
 AL103 = Rule(
-    "AL103", "large-kernel", "info",
-    "KxK conv (K >= 5) that stacked 3x3 convs would replace with the same receptive field",
-    """A stride-1 KxK convolution with odd K >= 5 has the same receptive field as (K-1)/2 stacked 3x3
-convolutions, which together have fewer parameters and MACs when the channel counts are similar, and add
-nonlinearities between them (VGG, Simonyan & Zisserman 2015). The finding gives the stacked version's
-params, MACs and memory traffic (the intermediate maps are extra traffic). Option: `min-kernel` (default 5).
-
-Example:
-    nn.Conv2d(64, 64, 5, padding=2)                                   # 25 * 64 * 64 weights
-    nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1)  # 18 * 64 * 64""",
-    check_large_kernel, {"min-kernel": 5, "min-time-saving": 0.2})
+    code="AL103", name="large-kernel", severity="info",
+    summary="KxK conv (K >= 5) that stacked 3x3 convs would replace with the same receptive field",
+    what="""
+        Finds stride-1, undilated KxK convolutions with odd K >= min-kernel and gives the cost of the
+        (K-1)/2 stacked 3x3 convolutions that have the same receptive field: params, MACs and memory traffic
+        (the intermediate maps are extra traffic) and estimated time.""",
+    why="""
+        Stacked 3x3 convolutions see the same K x K field with fewer parameters and MACs when the channel
+        counts are similar, and add nonlinearities between them.""",
+    example="nn.Conv2d(64, 64, 5, padding=2)                                   # 25 * 64 * 64 weights",
+    instead="nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1)  # 18 * 64 * 64",
+    check=check_large_kernel, options=LargeKernelOptions,
+    references=("Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition "
+                "(VGG), ICLR 2015",))

@@ -6,10 +6,10 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from archlint.dtypes import element_bytes
 from archlint.ops import registry
 from archlint.ops.conv import conv_class, resolve_pads
 from archlint.ops.registry import OpCall
-from archlint.dtypes import element_bytes
 from archlint.report import LayerRecord, Report
 from archlint.units import human_time  # noqa: F401  (re-exported for the rules)
 
@@ -75,7 +75,7 @@ class ConvView:
 def conv_views(report: Report) -> Iterator[ConvView]:
     """The report's conv layers as :class:`ConvView`s; built once per report (several
     rules walk them)."""
-    key = (id(report.layers), len(report.layers), report.model.get("dtype"))
+    key = (id(report.layers), len(report.layers), report.model.dtype)
     cached = report.__dict__.get("_conv_views")
     if cached is None or cached[0] != key:
         cached = (key, list(_build_conv_views(report)))
@@ -103,7 +103,7 @@ def _build_conv_views(report: Report) -> Iterator[ConvView]:
                        tuple(attrs.get("stride") or [1] * nd), tuple(attrs.get("dilation") or [1] * nd),
                        tuple(begins), tuple(ends), int(attrs.get("groups", 1)), tuple(x[2:]), tuple(y[2:]),
                        len(layer.inputs) > 2 and bool(layer.inputs[2]),
-                       element_bytes(report.model.get("dtype") or "fp32"))
+                       element_bytes(report.model.dtype or "fp32"))
 
 
 def est_time(report: Report, parts: list[tuple[float, float, str, int]]) -> float:
@@ -112,7 +112,7 @@ def est_time(report: Report, parts: list[tuple[float, float, str, int]]) -> floa
     from archlint import profiles
     from archlint.analyses.roofline import roofline_time
     profile = report.profile or profiles.load(None)
-    dtype = report.model.get("dtype") or "fp32"
+    dtype = report.model.dtype or "fp32"
     return sum(roofline_time(f, b, profile, dtype, c, g) for f, b, c, g in parts)
 
 
