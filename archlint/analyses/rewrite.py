@@ -107,7 +107,7 @@ def _cost(graph: ModelGraph, layers: list[Layer], new: dict[str, TensorInfo], ne
     sub = ModelGraph()
     produced = {t for la in layers for t in la.outputs}
     for la in layers:
-        for t in la.inputs + la.outputs:
+        for t in la.inputs + la.weights + la.outputs:
             if not t or t in sub.tensors:
                 continue
             info = new.get(t) or graph.tensors.get(t)
@@ -116,7 +116,8 @@ def _cost(graph: ModelGraph, layers: list[Layer], new: dict[str, TensorInfo], ne
                 sub.constants[t] = graph.constants[t]
             if t in graph.params or t in new_params:
                 sub.params.add(t)
-            if t not in produced and t not in sub.params and t not in sub.constants and t not in sub.inputs:
+            if t in la.inputs and t not in produced and t not in sub.params and t not in sub.constants \
+                    and t not in sub.inputs:
                 sub.inputs.append(t)
         sub.add_layer(dataclasses.replace(la, inputs=list(la.inputs), outputs=list(la.outputs),
                                           weights=list(la.weights)))
