@@ -29,6 +29,7 @@ def conv_model(ci: int = 32, co: int = 64, k: int = 3, stride: int = 1, size: in
     nodes = [helper.make_node("Conv", inputs, ["y"], name="conv", kernel_shape=[k, k], strides=[stride, stride],
                               pads=[p, p, p, p])]
     out = "y"
+    side = (size + 2 * p - k) // stride + 1
     if bn:
         for name, value in (("scale", rng.uniform(0.5, 2, co)), ("beta", rng.standard_normal(co)),
                             ("mean", rng.standard_normal(co)), ("var", rng.uniform(0.5, 2, co))):
@@ -36,7 +37,7 @@ def conv_model(ci: int = 32, co: int = 64, k: int = 3, stride: int = 1, size: in
         nodes.append(helper.make_node("BatchNormalization", ["y", "scale", "beta", "mean", "var"], ["z"], name="bn"))
         out = "z"
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, ci, size, size])],
-                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, co, side, side])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
