@@ -42,13 +42,22 @@ def source_suppressed(layer: Layer, code: str) -> bool:
 
 
 def _submodule(root: Any, layer: Layer) -> Any:
-    if not layer.op.startswith("nn.") or not layer.module:
-        raise LookupError(f"'{layer.name}' is a functional call ({layer.op}): not applicable, there is no "
-                          f"submodule to replace; rewrite the call by hand")
+    """The module the layer is: an ``nn.*`` layer's module, or (torch.export's aten ops, which
+    carry the module that called them) that module when it is itself a conv, linear or
+    BatchNorm; anything else is a functional call."""
+    torch = _torch()
+    functional = LookupError(f"'{layer.name}' is a functional call ({layer.op}): not applicable, there is no "
+                             f"submodule to replace; rewrite the call by hand")
+    if not layer.module:
+        raise functional
     try:
-        return root.get_submodule(layer.module)
+        sub = root.get_submodule(layer.module)
     except AttributeError:
         raise LookupError(f"no submodule '{layer.module}' (gone or renamed)") from None
+    if not layer.op.startswith("nn.") and not isinstance(
+            sub, (torch.nn.modules.conv._ConvNd, torch.nn.Linear, torch.nn.modules.batchnorm._BatchNorm)):
+        raise functional
+    return sub
 
 
 def _set(root: Any, path: str, module: Any) -> None:
