@@ -128,9 +128,9 @@ def _cost(graph: ModelGraph, layers: list[Layer], new: dict[str, TensorInfo], ne
     traffic = TrafficModel(sub, profile, dtype)
     nbytes, time = 0, 0.0
     for la, c in zip(sub.layers(), costs.layers):
-        b, _, t = traffic.layer(la, c.flops)
-        nbytes += b
-        time += t
+        moved, _, seconds = traffic.layer(la, c.flops)
+        nbytes += moved
+        time += seconds
     return Cost(costs.params, costs.macs, costs.flops, nbytes, time)
 
 

@@ -88,80 +88,95 @@ def rewrite(model: onnx.ModelProto, fixes: Sequence[Fix], base_dir: str | None =
     if model.functions:
         from onnx import inliner
         model = inliner.inline_local_functions(model)
-    out = copy.deepcopy(model)
-    g = out.graph
-    inits = {init.name: init for init in g.initializer}
-    names = node_names(out)
-    nodes = list(g.node)
-    replaced: dict[int, list[onnx.NodeProto]] = {}
-    outcomes = []
-    cache: dict[str, np.ndarray | None] = {}
-
-    def get(name: str) -> np.ndarray | None:
-        if name not in cache:
-            init = inits.get(name)
-            try:
-                cache[name] = None if init is None else numpy_helper.to_array(init, base_dir or "")
-            except Exception:  # noqa: BLE001  (missing external data file, no raw data: shapes only)
-                cache[name] = None
-        return cache[name]
-
-    for fix in fixes:
-        index = [names.get(n) for n in fix.replaces]
-        if any(i is None for i in index):
-            outcomes.append(Outcome(fix, False, "layer not found in the model (gone or renamed)"))
-            continue
-        idx = [i for i in index if i is not None]
-        if any(i in replaced for i in idx):
-            outcomes.append(Outcome(fix, False, "the layer is already rewritten by another fix"))
-            continue
-        hit = [nodes[i].name or fix.replaces[k] for k, i in enumerate(idx) if suppressed(nodes[i], fix.code)]
-        if hit:
-            outcomes.append(Outcome(fix, False, f"suppressed by archlint.ignore metadata on node '{hit[0]}'"))
-            continue
-        getter = get
-        original_nodes = {n: nodes[i] for n, i in zip(fix.replaces, idx)}
-        if fix.code == "AL106" and original_nodes[fix.replaces[0]].op_type == "Gemm":
-            beta = next((a.f for a in original_nodes[fix.replaces[0]].attribute if a.name == "beta"), 1.0)
-            getter = _scaled(get, fix.details["bias"], beta)
-        try:
-            values, error = carry(fix, getter)
-        except ValueError as exc:
-            outcomes.append(Outcome(fix, False, str(exc)))
-            continue
-        outcome = Outcome(fix, True, weight_error=error)
-        if error is None:
-            outcome.notes.append(SHAPES_ONLY)
-        dtype_of = {n: _np_dtype(inits, la) for la in fix.original for n in la.inputs[1:2]}
-        wdtype = next(iter(dtype_of.values()), np.dtype(np.float32))
-        new_inits = []
-        for name, value in values.items():
-            source = inits.get(fix.details.get("mean") or "") if fix.code == "AL106" else None
-            dtype = numpy_helper.to_array(source).dtype if source is not None and source.data_location != \
-                onnx.TensorProto.EXTERNAL else wdtype
-            new_inits.append(numpy_helper.from_array(np.asarray(value).astype(dtype), name))
-        by_origin: dict[str, list[onnx.NodeProto]] = {n: [] for n in fix.replaces}
-        for la in fix.layers:
-            origin = fix.origin.get(la.name, fix.replaces[0])
-            by_origin[origin].append(_node(la, fix.original[fix.replaces.index(origin)], original_nodes[origin]))
-        for n, i in zip(fix.replaces, idx):
-            replaced[i] = by_origin[n]
-        g.initializer.extend(new_inits)
-        inits.update({t.name: t for t in new_inits})
-        if measure and error is not None:
-            outcome.output_error = _output_error(out, base_dir, fix, [original_nodes[n] for n in fix.replaces],
-                                                 [nd for n in fix.replaces for nd in by_origin[n]], inits)
-        outcomes.append(outcome)
-    if not replaced:
+    rewriter = _Rewriter(copy.deepcopy(model), base_dir, measure)
+    outcomes = [rewriter.apply(fix) for fix in fixes]
+    out = rewriter.model
+    if not rewriter.replaced:
         return out, outcomes
     new_nodes = []
-    for i, node in enumerate(nodes):
-        new_nodes.extend(replaced.get(i, [node]))
-    del g.node[:]
-    g.node.extend(new_nodes)
+    for i, node in enumerate(rewriter.nodes):
+        new_nodes.extend(rewriter.replaced.get(i, [node]))
+    del out.graph.node[:]
+    out.graph.node.extend(new_nodes)
     _drop_unused(out)
     validate(model, out, base_dir)
     return out, outcomes
+
+
+class _Rewriter:
+    """One model being rewritten: fixes are applied one by one (:meth:`apply`); the new nodes
+    wait in ``replaced`` (original node index -> nodes) until every fix is placed."""
+
+    def __init__(self, model: onnx.ModelProto, base_dir: str | None, measure: bool) -> None:
+        self.model, self.base_dir, self.measure = model, base_dir, measure
+        self.inits = {init.name: init for init in model.graph.initializer}
+        self.names = node_names(model)
+        self.nodes = list(model.graph.node)
+        self.replaced: dict[int, list[onnx.NodeProto]] = {}
+        self.cache: dict[str, np.ndarray | None] = {}
+
+    def get(self, name: str) -> np.ndarray | None:
+        """An initializer's values; None when it has none (missing external data: shapes only)."""
+        if name not in self.cache:
+            init = self.inits.get(name)
+            try:
+                self.cache[name] = None if init is None else numpy_helper.to_array(init, self.base_dir or "")
+            except Exception:  # noqa: BLE001  (missing external data file, no raw data: shapes only)
+                self.cache[name] = None
+        return self.cache[name]
+
+    def locate(self, fix: Fix) -> list[int] | str:
+        """The node indices the fix replaces, or why it cannot apply."""
+        index = [self.names.get(n) for n in fix.replaces]
+        idx = [i for i in index if i is not None]
+        if len(idx) != len(index):
+            return "layer not found in the model (gone or renamed)"
+        if any(i in self.replaced for i in idx):
+            return "the layer is already rewritten by another fix"
+        hit = [self.nodes[i].name or fix.replaces[k] for k, i in enumerate(idx) if suppressed(self.nodes[i], fix.code)]
+        if hit:
+            return f"suppressed by archlint.ignore metadata on node '{hit[0]}'"
+        return idx
+
+    def apply(self, fix: Fix) -> Outcome:
+        idx = self.locate(fix)
+        if isinstance(idx, str):
+            return Outcome(fix, False, idx)
+        originals = {n: self.nodes[i] for n, i in zip(fix.replaces, idx)}
+        getter = self.get
+        first = originals[fix.replaces[0]]
+        if fix.code == "AL106" and first.op_type == "Gemm":
+            beta = next((a.f for a in first.attribute if a.name == "beta"), 1.0)
+            getter = _scaled(self.get, fix.details["bias"], beta)
+        try:
+            values, error = carry(fix, getter)
+        except ValueError as exc:
+            return Outcome(fix, False, str(exc))
+        outcome = Outcome(fix, True, weight_error=error)
+        if error is None:
+            outcome.notes.append(SHAPES_ONLY)
+        new_inits = [numpy_helper.from_array(np.asarray(value).astype(self._dtype(fix)), name)
+                     for name, value in values.items()]
+        by_origin: dict[str, list[onnx.NodeProto]] = {n: [] for n in fix.replaces}
+        for la in fix.layers:
+            origin = fix.origin.get(la.name, fix.replaces[0])
+            by_origin[origin].append(_node(la, fix.original[fix.replaces.index(origin)], originals[origin]))
+        for n, i in zip(fix.replaces, idx):
+            self.replaced[i] = by_origin[n]
+        self.model.graph.initializer.extend(new_inits)
+        self.inits.update({t.name: t for t in new_inits})
+        if self.measure and error is not None:
+            outcome.output_error = _output_error(self.model, self.base_dir, fix, list(originals.values()),
+                                                 [nd for n in fix.replaces for nd in by_origin[n]], self.inits)
+        return outcome
+
+    def _dtype(self, fix: Fix) -> np.dtype:
+        """The element type of the new tensors: the running mean's (AL106) or the weight's."""
+        source = self.inits.get(fix.details.get("mean") or "") if fix.code == "AL106" else None
+        if source is None and fix.original and len(fix.original[0].inputs) > 1:
+            source = self.inits.get(fix.original[0].inputs[1])
+        return np.dtype(helper.tensor_dtype_to_np_dtype(source.data_type)) if source is not None \
+            else np.dtype(np.float32)
 
 
 def _scaled(get: Any, name: str, scale: float) -> Any:
@@ -169,13 +184,6 @@ def _scaled(get: Any, name: str, scale: float) -> Any:
         v = get(n)
         return v * scale if v is not None and n == name else v
     return inner
-
-
-def _np_dtype(inits: dict[str, onnx.TensorProto], layer: Layer) -> np.dtype:
-    init = inits.get(layer.inputs[1]) if len(layer.inputs) > 1 else None
-    if init is None:
-        return np.dtype(np.float32)
-    return np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type))
 
 
 def _node(layer: Layer, original: Layer, node: onnx.NodeProto) -> onnx.NodeProto:

@@ -13,6 +13,7 @@ new structure without values (shapes only).
 from __future__ import annotations
 
 import copy
+import functools
 import linecache
 from collections.abc import Sequence
 from typing import Any
@@ -90,16 +91,8 @@ def rewrite(module: Any, fixes: Sequence[Fix], measure: bool = True) -> tuple[An
         if not _is_forward_conv(conv, torch) and not (fix.code == "AL106" and isinstance(conv, torch.nn.Linear)):
             outcomes.append(Outcome(fix, False, f"'{paths[0]}' is a {type(conv).__name__}, not a convolution"))
             continue
-        weight = conv.weight
-        meta = weight.device.type == "meta"
-
-        def get(name: str, _w: Any = weight, _meta: bool = meta) -> np.ndarray | None:
-            if _meta:
-                return None
-            if name == fix.original[0].inputs[1]:
-                return _w.detach().cpu().double().numpy()
-            return None
-
+        meta = conv.weight.device.type == "meta"
+        get = functools.partial(_weight_of, conv, fix.original[0].inputs[1])
         try:
             values, error = carry(fix, get) if fix.code != "AL106" else ({}, 0.0)
             replacement = _build(fix, subs, values, torch, meta)
@@ -118,79 +111,114 @@ def rewrite(module: Any, fixes: Sequence[Fix], measure: bool = True) -> tuple[An
     return new, outcomes
 
 
+def _weight_of(conv: Any, weight_name: str, name: str) -> np.ndarray | None:
+    """The conv's weight as float64 when ``name`` is the IR's name for it (None on meta)."""
+    if conv.weight.device.type == "meta" or name != weight_name:
+        return None
+    return np.asarray(conv.weight.detach().cpu().double().numpy())
+
+
 def _is_forward_conv(m: Any, torch: Any) -> bool:
     return isinstance(m, torch.nn.modules.conv._ConvNd) and not m.transposed
 
 
-def _assign(param: Any, value: np.ndarray, torch: Any) -> None:
-    with torch.no_grad():
-        param.copy_(torch.from_numpy(np.ascontiguousarray(value)).to(param.dtype))
-
-
 def _build(fix: Fix, subs: list[Any], values: dict[str, np.ndarray], torch: Any, meta: bool) -> list[Any]:
-    """The replacement module for each replaced submodule, weights set."""
-    nn = torch.nn
-    conv = subs[0]
-    kw = {"device": conv.weight.device, "dtype": conv.weight.dtype}
-    has_bias = getattr(conv, "bias", None) is not None
-    code = fix.code
-    if code == "AL106":
-        bn = subs[1]
-        if not isinstance(bn, nn.modules.batchnorm._BatchNorm):
-            raise ValueError(f"'{fix.replaces[1]}' is a {type(bn).__name__}, not a BatchNorm module")
-        c2, b2 = copy.deepcopy(conv), copy.deepcopy(bn)
+    """The replacement module for each replaced submodule, weights set (none on meta)."""
+    builder = BUILDERS.get(fix.code)
+    if builder is None:
+        raise NotImplementedError(f"no torch rewrite for {fix.code}")
+    return builder(_Parts(fix, subs, values, torch, meta))
+
+
+class _Parts:
+    """What a builder reads: the fix, the replaced submodules, the carried values, torch."""
+
+    def __init__(self, fix: Fix, subs: list[Any], values: dict[str, np.ndarray], torch: Any, meta: bool) -> None:
+        self.fix, self.subs, self.values, self.torch, self.meta = fix, subs, values, torch, meta
+        conv = self.conv = subs[0]
+        self.nn = torch.nn
+        self.kw = {"device": conv.weight.device, "dtype": conv.weight.dtype}
+        self.has_bias = getattr(conv, "bias", None) is not None
+        self.cls = type(conv)
+
+    def set(self, param: Any, value: Any) -> None:
+        """Copy a numpy array or a tensor into a parameter (skipped on meta)."""
+        if self.meta:
+            return
+        torch = self.torch
         with torch.no_grad():
-            if b2.running_mean is not None:
-                b2.running_mean.sub_(conv.bias.detach().to(b2.running_mean.dtype))
-        c2.register_parameter("bias", None)
-        return [c2, b2]
-    nd = len(conv.kernel_size)
-    cls = type(conv)
-    ci, co = conv.in_channels, conv.out_channels
-    common = {"padding_mode": conv.padding_mode, **kw}
-    if code == "AL101":
-        dw = cls(ci, ci, conv.kernel_size, conv.stride, conv.padding, conv.dilation, groups=ci, bias=False, **common)
-        pw = cls(ci, co, 1, bias=has_bias, **kw)
-        if not meta:
-            _assign(dw.weight, values[fix.weights[0]], torch)
-            _assign(pw.weight, values[fix.weights[1]], torch)
-            if has_bias:
-                _assign(pw.bias, conv.bias.detach().cpu().numpy(), torch)
-        return [nn.Sequential(dw, pw)]
-    if code == "AL102":
-        g = fix.details["groups"]
-        m = cls(ci, co, conv.kernel_size, conv.stride, conv.padding, conv.dilation, groups=g, bias=has_bias, **common)
-        if not meta:
-            _assign(m.weight, values[fix.weights[0]], torch)
-            if has_bias:
-                _assign(m.bias, conv.bias.detach().cpu().numpy(), torch)
-        return [m]
-    if code == "AL103":
-        layers = []
-        for i, la in enumerate(fix.layers):
-            pads = la.attrs["pads"]
-            if list(pads[:nd]) != list(pads[nd:]):
-                raise ValueError("asymmetric padding: no nn.ConvNd padding expresses it")
-            m = cls(ci if i == 0 else co, co, 3, 1, tuple(pads[:nd]), groups=conv.groups, bias=has_bias, **common)
-            if not meta:
-                _assign(m.weight, values[la.inputs[1]], torch)
-                if has_bias:
-                    bias = conv.bias.detach().cpu().numpy() if i == len(fix.layers) - 1 else values[la.inputs[2]]
-                    _assign(m.bias, bias, torch)
-            layers.append(m)
-        return [nn.Sequential(*layers)]
-    if code == "AL105":
-        pool_cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[nd]
-        stride = tuple(conv.stride)
-        pool = pool_cls(stride, stride, ceil_mode=fix.details["ceil_mode"], count_include_pad=False)
-        m = cls(ci, co, 1, 1, 0, groups=conv.groups, bias=has_bias, **kw)
-        if not meta:
-            with torch.no_grad():
-                m.weight.copy_(conv.weight)
-                if has_bias:
-                    m.bias.copy_(conv.bias)
-        return [nn.Sequential(pool, m)]
-    raise NotImplementedError(f"no torch rewrite for {code}")
+            src = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+            param.copy_(src.to(param.dtype))
+
+    def conv_like(self, cin: int, kernel: Any, stride: Any, padding: Any, groups: int, dilation: Any = 1,
+                  bias: bool | None = None) -> Any:
+        c = self.conv
+        return self.cls(cin, c.out_channels, kernel, stride, padding, dilation, groups=groups,
+                        bias=self.has_bias if bias is None else bias, padding_mode=c.padding_mode, **self.kw)
+
+
+def _bias_fold(p: _Parts) -> list[Any]:
+    conv, bn = p.subs
+    if not isinstance(bn, p.nn.modules.batchnorm._BatchNorm):
+        raise ValueError(f"'{p.fix.replaces[1]}' is a {type(bn).__name__}, not a BatchNorm module")
+    c2, b2 = copy.deepcopy(conv), copy.deepcopy(bn)
+    with p.torch.no_grad():
+        if b2.running_mean is not None:
+            b2.running_mean.sub_(conv.bias.detach().to(b2.running_mean.dtype))
+    c2.register_parameter("bias", None)
+    return [c2, b2]
+
+
+def _depthwise(p: _Parts) -> list[Any]:
+    c = p.conv
+    dw = p.cls(c.in_channels, c.in_channels, c.kernel_size, c.stride, c.padding, c.dilation, groups=c.in_channels,
+               bias=False, padding_mode=c.padding_mode, **p.kw)
+    pw = p.conv_like(c.in_channels, 1, 1, 0, 1)
+    p.set(dw.weight, p.values.get(p.fix.weights[0]))
+    p.set(pw.weight, p.values.get(p.fix.weights[1]))
+    if p.has_bias:
+        p.set(pw.bias, c.bias.detach())
+    return [p.nn.Sequential(dw, pw)]
+
+
+def _grouped(p: _Parts) -> list[Any]:
+    c = p.conv
+    m = p.conv_like(c.in_channels, c.kernel_size, c.stride, c.padding, p.fix.details["groups"], c.dilation)
+    p.set(m.weight, p.values.get(p.fix.weights[0]))
+    if p.has_bias:
+        p.set(m.bias, c.bias.detach())
+    return [m]
+
+
+def _stacked(p: _Parts) -> list[Any]:
+    c, layers = p.conv, []
+    nd = len(c.kernel_size)
+    for i, la in enumerate(p.fix.layers):
+        pads = la.attrs["pads"]
+        if list(pads[:nd]) != list(pads[nd:]):
+            raise ValueError("asymmetric padding: no nn.ConvNd padding expresses it")
+        m = p.conv_like(c.in_channels if i == 0 else c.out_channels, 3, 1, tuple(pads[:nd]), c.groups)
+        p.set(m.weight, p.values.get(la.inputs[1]))
+        if p.has_bias:
+            p.set(m.bias, c.bias.detach() if i == len(p.fix.layers) - 1 else p.values.get(la.inputs[2]))
+        layers.append(m)
+    return [p.nn.Sequential(*layers)]
+
+
+def _pool_pointwise(p: _Parts) -> list[Any]:
+    c, nn = p.conv, p.nn
+    pool_cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[len(c.kernel_size)]
+    stride = tuple(c.stride)
+    pool = pool_cls(stride, stride, ceil_mode=p.fix.details["ceil_mode"], count_include_pad=False)
+    m = p.conv_like(c.in_channels, 1, 1, 0, c.groups)
+    p.set(m.weight, c.weight.detach())
+    if p.has_bias:
+        p.set(m.bias, c.bias.detach())
+    return [nn.Sequential(pool, m)]
+
+
+BUILDERS = {"AL101": _depthwise, "AL102": _grouped, "AL103": _stacked, "AL105": _pool_pointwise,
+            "AL106": _bias_fold}
 
 
 def _output_error(fix: Fix, old: list[Any], new: list[Any], torch: Any) -> float | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,8 @@ def compose(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     out = np.zeros((second.shape[0], first.shape[1], *(a + b - 1 for a, b in zip(k1, k2))))
     for v in itertools.product(*(range(b) for b in k2)):
         region = (slice(None), slice(None), *(slice(o, o + a) for o, a in zip(v, k1)))
-        out[region] += np.einsum("om,mi...->oi...", second[(slice(None), slice(None), *v)], first)
+        tap: tuple[Any, ...] = (slice(None), slice(None), *v)
+        out[region] += np.einsum("om,mi...->oi...", second[tap], first)
     return out
 
 
