@@ -132,6 +132,7 @@ def effective_field(model: CNN, x: torch.Tensor) -> tuple[int, int]:
     y = model.features(x)
     centre = (y.shape[2] // 2, y.shape[3] // 2)
     y[:, :, centre[0], centre[1]].sum().backward()
+    assert x.grad is not None
     g = x.grad.abs().mean((0, 1))
     keep = (g > 0.01 * g.max()).nonzero()
     return (int(keep[:, 0].max() - keep[:, 0].min() + 1), int(keep[:, 1].max() - keep[:, 1].min() + 1))
@@ -160,6 +161,7 @@ def _fixed(base: nn.Module, make: Any) -> tuple[nn.Module, list[Any]]:
     """``archlint.apply`` of ``make(graph, layer)`` on every conv it fits (conv2, conv3)."""
     report = archlint.analyze(base, input_shape=SHAPE, lint=False)
     g = report.graph
+    assert g is not None
     fixes = []
     for name in ("conv2", "conv3"):
         try:
@@ -179,8 +181,9 @@ def _variant(label: str, base: nn.Module, make: Any, data: tuple[torch.Tensor, .
     scratch = copy.deepcopy(fixed)
     torch.manual_seed(s.seed)
     for m in scratch.modules():
-        if hasattr(m, "reset_parameters") and m is not scratch:
-            m.reset_parameters()
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset) and m is not scratch:
+            reset()
     row["scratch_accuracy"] = train(scratch, data, s.epochs, s.seed)
     return row
 
