@@ -194,3 +194,29 @@ def test_stacked_3x3_reproduces_a_kernel_with_only_a_centre():
         for j in range(3):
             expected[i:i + 3, j:j + 3] += b[0, 0, i, j] * a[0, 0]
     np.testing.assert_allclose(composed, expected)
+
+
+def test_safe_fix_on_gemm_with_beta_keeps_outputs():
+    """Gemm(x, W, C, transB=1, beta=0.5) -> BatchNormalization: the bias the BatchNorm sees is
+    beta*C, so mean' = mean - 0.5*C; onnxruntime's outputs agree within 1e-5."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(rng.standard_normal((6, 5)).astype("float32"), "W"),
+             numpy_helper.from_array(rng.standard_normal(6).astype("float32"), "C")]
+    for name, value in (("s", rng.uniform(0.5, 2, 6)), ("b", rng.standard_normal(6)),
+                        ("m", rng.standard_normal(6)), ("v", rng.uniform(0.5, 2, 6))):
+        inits.append(numpy_helper.from_array(value.astype("float32"), name))
+    nodes = [helper.make_node("Gemm", ["x", "W", "C"], ["h"], name="fc", transB=1, beta=0.5),
+             helper.make_node("BatchNormalization", ["h", "s", "b", "m", "v"], ["y"], name="bn")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    meta = model.metadata_props.add()
+    meta.key, meta.value = "author", "test"
+    g = archlint.analyze(model, lint=False).graph
+    result = archlint.apply(model, [rewrite.drop_bias_into_batchnorm(g, g.layer("fc"), g.layer("bn"))])
+    assert result.outcomes[0].applied
+    assert [n.op_type for n in result.model.graph.node] == ["Gemm", "BatchNormalization"]
+    assert list(result.model.graph.node[0].input) == ["x", "W"]
+    np.testing.assert_allclose(_run(result.model)[0], _run(model)[0], atol=1e-5, rtol=1e-5)
+    assert result.model.metadata_props[0].value == "test" and result.model.opset_import == model.opset_import
