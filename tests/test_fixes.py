@@ -220,3 +220,23 @@ def test_safe_fix_on_gemm_with_beta_keeps_outputs():
     assert list(result.model.graph.node[0].input) == ["x", "W"]
     np.testing.assert_allclose(_run(result.model)[0], _run(model)[0], atol=1e-5, rtol=1e-5)
     assert result.model.metadata_props[0].value == "test" and result.model.opset_import == model.opset_import
+
+
+def test_identity_alias_of_a_replaced_weight_is_removed():
+    """TorchScript stores equal weights once and re-creates the copy with Identity: after conv b's
+    weight alias is replaced, the dead Identity goes too, so re-analysis gives the promised params."""
+    from onnx import TensorProto, helper, numpy_helper
+    w = np.random.default_rng(5).standard_normal((8, 8, 3, 3)).astype("float32")
+    nodes = [helper.make_node("Identity", ["w0"], ["w1"], name="alias"),
+             helper.make_node("Conv", ["x", "w0"], ["h"], name="a", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["h", "w1"], ["y"], name="b", kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 6, 6])],
+                              [numpy_helper.from_array(w, "w0")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    report = archlint.analyze(model, lint=False)
+    fix = rewrite.depthwise_separable(report.graph, report.graph.layer("b")).compute_cost(report.graph)
+    result = archlint.apply(model, [fix], unsafe=True)
+    assert "Identity" not in [n.op_type for n in result.model.graph.node]
+    after = archlint.analyze(result.model, lint=False)
+    assert after.totals.params == report.totals.params - fix.before.params + fix.after.params

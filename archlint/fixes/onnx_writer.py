@@ -98,6 +98,7 @@ def rewrite(model: onnx.ModelProto, fixes: Sequence[Fix], base_dir: str | None =
         new_nodes.extend(rewriter.replaced.get(i, [node]))
     del out.graph.node[:]
     out.graph.node.extend(new_nodes)
+    _drop_dead_aliases(out, {t for node in rewriter.nodes for t in node.input})
     _drop_unused(out)
     validate(model, out, base_dir)
     return out, outcomes
@@ -212,6 +213,20 @@ def _node(layer: Layer, original: Layer, node: onnx.NodeProto) -> onnx.NodeProto
     if node.domain:
         new.domain = node.domain
     return new
+
+
+def _drop_dead_aliases(model: onnx.ModelProto, read_before: set[str]) -> None:
+    """Identity nodes re-creating a replaced weight (TorchScript exports store equal parameters
+    once and copy them with Identity) whose output no node reads any more: left in place, their
+    output would still count as a parameter."""
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    read = {t for node in g.node for t in node.input} | {o.name for o in g.output}
+    keep = [n for n in g.node if not (n.op_type == "Identity" and n.input and n.input[0] in inits
+                                      and all(o in read_before and o not in read for o in n.output))]
+    if len(keep) != len(g.node):
+        del g.node[:]
+        g.node.extend(keep)
 
 
 def _drop_unused(model: onnx.ModelProto) -> None:
