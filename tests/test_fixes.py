@@ -240,3 +240,10 @@ def test_identity_alias_of_a_replaced_weight_is_removed():
     assert "Identity" not in [n.op_type for n in result.model.graph.node]
     after = archlint.analyze(result.model, lint=False)
     assert after.totals.params == report.totals.params - fix.before.params + fix.after.params
+
+
+def test_changed_shapes_are_reported():
+    report = archlint.analyze(conv_model(co=64), lint=False)
+    fix = rewrite.depthwise_separable(report.graph, report.graph.layer("conv"))
+    result = archlint.apply(conv_model(co=32), [fix], unsafe=True)
+    assert not result.outcomes[0].applied and "shapes changed" in result.outcomes[0].reason

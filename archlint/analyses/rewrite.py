@@ -56,7 +56,9 @@ class Fix:
     replacement layers, in order; ``tensors`` describes every tensor the replacement creates
     (``weights`` names the trainable ones among them); ``origin`` maps each replacement layer
     to the original layer it stands in for (writers put it at that layer's place and keep its
-    settings). ``before``/``after`` are filled by :meth:`compute_cost`."""
+    settings); ``boundary`` holds the replaced layers' input, weight and output tensors as they
+    were (a writer refuses a model whose weight shape differs). ``before``/``after`` are
+    filled by :meth:`compute_cost`."""
 
     code: str
     replaces: list[str]
@@ -230,7 +232,7 @@ def depthwise_separable(graph: ModelGraph, layer: Layer) -> Fix:
     return Fix("AL101", [name], [layer], [dw, pw], tensors, [dw_w, pw_w], False,
                f"dense {k} conv {c.ci}->{c.co} -> depthwise {k} conv ({c.ci} groups) + pointwise 1x1 conv "
                f"{c.ci}->{c.co}", origin={dw.name: name, pw.name: name},
-               boundary=_boundary(graph, [layer.inputs[0], layer.outputs[0]]))
+               boundary=_boundary(graph, [layer.inputs[0], layer.inputs[1], layer.outputs[0]]))
 
 
 def grouped(graph: ModelGraph, layer: Layer, groups: int) -> Fix:
@@ -248,7 +250,7 @@ def grouped(graph: ModelGraph, layer: Layer, groups: int) -> Fix:
     return Fix("AL102", [name], [layer], [new], {w: TensorInfo(w, (c.co, c.ci // groups, *c.kernel), c.dtype)},
                [w], False, f"dense conv {c.ci}->{c.co} -> grouped conv with G={groups}",
                origin={new.name: name}, details={"groups": groups},
-               boundary=_boundary(graph, [layer.inputs[0], layer.outputs[0]]))
+               boundary=_boundary(graph, [layer.inputs[0], layer.inputs[1], layer.outputs[0]]))
 
 
 def stacked_3x3(graph: ModelGraph, layer: Layer) -> Fix:
@@ -297,7 +299,7 @@ def stacked_3x3(graph: ModelGraph, layer: Layer) -> Fix:
     return Fix("AL103", [name], [layer], layers, tensors, weights, False,
                f"{k[0]}x{k[0]} conv {c.ci}->{c.co} -> {n} stacked 3x3 convs (same receptive field)",
                origin={la.name: name for la in layers}, details={"stacked_3x3": n},
-               boundary=_boundary(graph, [layer.inputs[0], layer.outputs[0]]))
+               boundary=_boundary(graph, [layer.inputs[0], layer.inputs[1], layer.outputs[0]]))
 
 
 def pool_then_pointwise(graph: ModelGraph, layer: Layer) -> Fix:
@@ -332,7 +334,8 @@ def pool_then_pointwise(graph: ModelGraph, layer: Layer) -> Fix:
                {mid: TensorInfo(mid, (c.x[0], c.ci, *c.y[2:]), graph.tensors[layer.inputs[0]].dtype)}, [], False,
                f"1x1 conv with stride {stride} -> average pool {stride} (stride {stride}) + 1x1 conv with stride 1 "
                f"(receptive field grows from 1 to {stride})", origin={pool.name: name, conv.name: name},
-               details={"ceil_mode": ceil}, boundary=_boundary(graph, [layer.inputs[0], layer.outputs[0]]))
+               details={"ceil_mode": ceil},
+               boundary=_boundary(graph, [layer.inputs[0], layer.inputs[1], layer.outputs[0]]))
 
 
 def drop_bias_into_batchnorm(graph: ModelGraph, conv: Layer, bn: Layer) -> Fix:
@@ -372,4 +375,4 @@ def drop_bias_into_batchnorm(graph: ModelGraph, conv: Layer, bn: Layer) -> Fix:
                f"bias of '{conv.name}' ({size} parameters) folded into the running mean of '{bn.name}'",
                origin={new_conv.name: conv.name, new_bn.name: bn.name},
                details={"bias": bias, "mean": mean, "bn": bn.name},
-               boundary=_boundary(graph, [conv.inputs[0], bn.outputs[0]]))
+               boundary=_boundary(graph, [conv.inputs[0], conv.inputs[1], bn.outputs[0]]))

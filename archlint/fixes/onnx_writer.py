@@ -137,6 +137,11 @@ class _Rewriter:
         hit = [self.nodes[i].name or fix.replaces[k] for k, i in enumerate(idx) if suppressed(self.nodes[i], fix.code)]
         if hit:
             return f"suppressed by archlint.ignore metadata on node '{hit[0]}'"
+        for la in fix.original[:1]:
+            info = fix.boundary.get(la.inputs[1]) if len(la.inputs) > 1 else None
+            init = self.inits.get(la.inputs[1]) if len(la.inputs) > 1 else None
+            if info is not None and init is not None and tuple(init.dims) != info.shape:
+                return f"shapes changed: '{la.inputs[1]}' is {list(init.dims)}, the fix expects {list(info.shape or ())}"
         return idx
 
     def apply(self, fix: Fix) -> Outcome:

@@ -91,6 +91,11 @@ def rewrite(module: Any, fixes: Sequence[Fix], measure: bool = True) -> tuple[An
         if not _is_forward_conv(conv, torch) and not (fix.code == "AL106" and isinstance(conv, torch.nn.Linear)):
             outcomes.append(Outcome(fix, False, f"'{paths[0]}' is a {type(conv).__name__}, not a convolution"))
             continue
+        expected = fix.boundary.get(fix.original[0].inputs[1])
+        if expected is not None and expected.shape is not None and tuple(conv.weight.shape) != expected.shape:
+            outcomes.append(Outcome(fix, False, f"shapes changed: '{paths[0]}' has a weight of "
+                                                f"{list(conv.weight.shape)}, the fix expects {list(expected.shape)}"))
+            continue
         meta = conv.weight.device.type == "meta"
         get = functools.partial(_weight_of, conv, fix.original[0].inputs[1])
         try:
