@@ -141,7 +141,8 @@ class _Rewriter:
             info = fix.boundary.get(la.inputs[1]) if len(la.inputs) > 1 else None
             init = self.inits.get(la.inputs[1]) if len(la.inputs) > 1 else None
             if info is not None and init is not None and tuple(init.dims) != info.shape:
-                return f"shapes changed: '{la.inputs[1]}' is {list(init.dims)}, the fix expects {list(info.shape or ())}"
+                expected = list(info.shape or ())
+                return f"shapes changed: '{la.inputs[1]}' is {list(init.dims)}, the fix expects {expected}"
         return idx
 
     def apply(self, fix: Fix) -> Outcome:
