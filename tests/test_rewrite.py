@@ -133,3 +133,37 @@ def test_constructors_refuse_what_does_not_fit():
         rewrite.stacked_3x3(graph, layer)
     with pytest.raises(rewrite.NotApplicable, match="strided 1x1"):
         rewrite.pool_then_pointwise(graph, layer)
+
+
+@pytest.mark.parametrize("name", ["plain_cnn", "resnet_small", "mobilenet_v2_small", "resnext_small",
+                                  "dilated_stack", "encoder_decoder"])
+def test_fix_costs_equal_the_rules_formulas_on_the_fixtures(name):
+    """On every conv of the fixture exports where the rule formulas apply: AL101's and AL102's
+    hand-written params, MACs, traffic and time equal the Fix's registry-derived after-cost.
+    One disagreement, found by this test: with G = Ci the rule times the conv as "grouped",
+    while the registry classes it "depthwise" (groups == input channels), as the report does;
+    there the Fix's time is the roofline of the rule's FLOPs and bytes in the depthwise class."""
+    from tests.conftest import onnx_path
+    report = archlint.analyze(onnx_path(name), lint=False)
+    graph = report.graph
+    checked = 0
+    for v in conv_views(report):
+        layer = graph.layer(v.name)
+        if v.groups == 1 and max(v.kernel) > 1:
+            fix = rewrite.depthwise_separable(graph, layer).compute_cost(graph, report.profile, "fp32")
+            params, macs, traffic, parts = _depthwise_separable(v)
+            assert (params, macs, traffic) == (fix.after.params, fix.after.macs, fix.after.bytes), v.name
+            assert fix.after.est_time == pytest.approx(est_time(report, parts), rel=1e-12)
+            checked += 1
+        if v.groups == 1:
+            for row in grouped_options(v, report, [2, 4, 8]):
+                fix = rewrite.grouped(graph, layer, row["groups"]).compute_cost(graph, report.profile, "fp32")
+                assert (row["params"], row["macs"], row["bytes"]) == (fix.after.params, fix.after.macs,
+                                                                      fix.after.bytes), v.name
+                expected = row["est_time_s"]
+                if row["groups"] == v.ci:
+                    flops = 2 * row["macs"] + (v.out_elements if v.has_bias else 0)
+                    expected = est_time(report, [(flops, row["bytes"], "depthwise", 1)])
+                assert fix.after.est_time == pytest.approx(expected, rel=1e-12)
+                checked += 1
+    assert checked >= 3
