@@ -7,6 +7,7 @@ torch; the PyTorch frontend loads it only when given a torch model.
 from archlint.analyses.receptive_field import receptive_field
 from archlint.api import analyze
 from archlint.errors import ArchlintError
+from archlint.fixes.apply import apply as apply
 from archlint.report import Report, compare
 
 __version__ = "0.1.0"
