@@ -288,16 +288,28 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
 
 @main.command()
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the profile TOML here.")
-@click.option("--seconds", type=float, default=0.3, show_default=True, help="Minimum timing per measurement.")
-def calibrate(output: str | None, seconds: float) -> None:
+@click.option("--seconds", type=float, default=0.1, show_default=True, help="Minimum timing per measurement.")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True,
+              help="Full sets of measurements; the profile takes the medians, their spread is checked.")
+@click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: when it is a terminal).")
+def calibrate(output: str | None, seconds: float, repeats: int, progress: bool | None) -> None:
     """Measure this machine's matmul throughput, memory bandwidth and conv efficiency (needs
-    torch) and write a device profile for --profile."""
+    torch) and write a device profile for --profile. Refused (exit 2) when the measurements
+    vary over 2x between repeats or a conv's fixed cost is over 1 ms; warned over 1.25x."""
     from archlint.measure import calibrate as run_calibration
     from archlint.measure import to_toml
+    show = sys.stderr.isatty() if progress is None else progress
     try:
-        text = to_toml(run_calibration(seconds))
+        result = run_calibration(seconds, repeats,
+                                 (lambda msg: click.echo(f"archlint: calibrate: {msg}", err=True)) if show else None)
     except ArchlintError as exc:
         _fail(str(exc))
+    worst = max(result.spread, key=lambda k: result.spread[k])
+    click.echo(f"archlint: calibrate: {repeats} repeats, largest spread (max/min) {result.spread[worst]:.2f}x "
+               f"({worst})", err=True)
+    for warning in result.warnings:
+        click.echo(f"archlint: warning: calibrate: {warning}", err=True)
+    text = to_toml(result.profile, result.spread)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
