@@ -102,9 +102,11 @@ def main() -> None:
 @click.option("--profile", "profile", metavar="NAME|FILE", help="Device profile for the roofline estimate: "
               "generic-x86-cpu (default), nvidia-h100-sxm, nvidia-rtx-4090, jetson-orin-nano, or a TOML file.")
 @click.option("--measure", is_flag=True, help="Time each substitution finding's layer and replacement with torch.")
+@click.option("--no-cache", is_flag=True, help="--measure: re-measure, not reading ~/.cache/archlint/measure.json.")
 def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool,
           config_path: str | None, select: Sequence[str], ignore: Sequence[str], fail_on: str | None,
-          statistics: bool, no_lint: bool, dtype: str | None, profile: str | None, measure: bool) -> None:
+          statistics: bool, no_lint: bool, dtype: str | None, profile: str | None, measure: bool,
+          no_cache: bool) -> None:
     """Analyse and lint models.
 
     PATH is an .onnx file, or a PyTorch target package.module:attr or file.py:attr
@@ -120,7 +122,7 @@ def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output:
             for report in reports:
                 for finding in report.findings:
                     if finding.code in ("AL101", "AL102"):
-                        measure_finding(report, finding)
+                        measure_finding(report, finding, use_cache=not no_cache)
     except ArchlintError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -249,9 +251,10 @@ def rules(fmt: str) -> None:
 @click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]))
 @click.option("--profile", metavar="NAME|FILE")
 @click.option("--measure", is_flag=True, help="Also time every variant with torch at the layer's shapes.")
+@click.option("--no-cache", is_flag=True, help="--measure: re-measure, not reading ~/.cache/archlint/measure.json.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | None, profile: str | None,
-            measure: bool, fmt: str) -> None:
+            measure: bool, no_cache: bool, fmt: str) -> None:
     """What-if table for one conv layer: original, depthwise-separable, each group count G."""
     import json as _json
 
@@ -260,7 +263,7 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
     from archlint.input_spec import parse
     try:
         report = analyze(target, parse(input_shapes), dtype=dtype, profile=profile, lint=False)
-        rows = whatif(report, layer, measure)
+        rows = whatif(report, layer, measure, use_cache=not no_cache)
     except ArchlintError as exc:
         _fail(str(exc))
     if fmt == "json":

@@ -93,26 +93,53 @@ BLOCK_SECONDS = 0.01
 MIN_ROUNDS = 7
 
 
-def time_chains(chains: list[list[ConvSpec]], dtype: str = "fp32", min_run_time: float = 0.2,
-                cache: bool = True) -> list[float]:
-    """Median seconds per run of each chain of convs (a replacement may be two), measured
-    interleaved so that a speedup is a ratio of times taken under the same conditions.
+@dataclass(frozen=True)
+class Timing:
+    """Median seconds per chain, and whether they were read from the cache (measured by an
+    earlier run, possibly under other conditions) rather than measured now."""
 
-    Each round times one block of every chain (about ``BLOCK_SECONDS`` of back-to-back runs),
-    starting each round at the next chain; rounds repeat until every chain has run for
-    ``min_run_time`` and at least ``MIN_ROUNDS`` times; a chain's time is the median of its
-    blocks. Timing the original and each replacement one after the other instead, on a busy
-    2-core VM, gave the same replacement 0.97x in one run and 1.37x in the next: whatever
-    slowed the machine for a fraction of a second landed on one side only. The cache holds
-    one time per chain; when any chain of the set is missing, the whole set is re-timed."""
+    seconds: list[float]
+    cached: bool
+
+
+def measure_chains(chains: list[list[ConvSpec]], dtype: str = "fp32", min_run_time: float = 0.2,
+                   cache: bool = True, reuse: bool = True) -> Timing:
+    """:func:`time_chains`, saying whether the times came from the cache. ``cache``: read and
+    write ``measure.json``; ``reuse=False`` (``--no-cache``) re-measures and stores the new times."""
     torch = _torch()
     if dtype == "int8":
         raise ArchlintError("--measure supports fp32, fp16 and bf16 (int8 convs need a quantised backend)")
     device = _device()
     keys = [_chain_key(chain, device, dtype, torch) for chain in chains]
-    store = _read_cache() if cache else {}
-    if cache and all(k in store for k in keys):
-        return [float(store[k]) for k in keys]
+    store = _read_cache() if cache and reuse else {}
+    if store and all(k in store for k in keys):
+        return Timing([float(store[k]) for k in keys], True)
+    result = _time_interleaved(chains, dtype, min_run_time)
+    if cache:
+        store = _read_cache()
+        store.update(zip(keys, result))
+        _write_cache(store)
+    return Timing(result, False)
+
+
+def time_chains(chains: list[list[ConvSpec]], dtype: str = "fp32", min_run_time: float = 0.2,
+                cache: bool = True) -> list[float]:
+    """Median seconds per run of each chain of convs (a replacement may be two), measured
+    interleaved (:func:`_time_interleaved`) so that a speedup is a ratio of times taken under
+    the same conditions. The cache holds one time per chain; when any chain of the set is
+    missing, the whole set is re-timed."""
+    return measure_chains(chains, dtype, min_run_time, cache).seconds
+
+
+def _time_interleaved(chains: list[list[ConvSpec]], dtype: str, min_run_time: float) -> list[float]:
+    """Each round times one block of every chain (about ``BLOCK_SECONDS`` of back-to-back runs),
+    starting each round at the next chain; rounds repeat until every chain has run for
+    ``min_run_time`` and at least ``MIN_ROUNDS`` times; a chain's time is the median of its
+    blocks. Timing the original and each replacement one after the other instead, on a busy
+    2-core VM, gave the same replacement 0.97x in one run and 1.37x in the next: whatever
+    slowed the machine for a fraction of a second landed on one side only."""
+    torch = _torch()
+    device = _device()
     from torch.utils import benchmark
     tdtype = getattr(torch, TORCH_DTYPES[dtype])
     timers, numbers = [], []
@@ -136,12 +163,7 @@ def time_chains(chains: list[list[ConvSpec]], dtype: str = "fp32", min_run_time:
                 samples[i].append(t)
                 spent[i] += t * numbers[i]
             rounds += 1
-    result = [statistics.median(s) for s in samples]
-    if cache:
-        store = _read_cache()
-        store.update(zip(keys, result))
-        _write_cache(store)
-    return result
+    return [statistics.median(s) for s in samples]
 
 
 def time_convs(chain: list[ConvSpec], dtype: str = "fp32", min_run_time: float = 0.2, cache: bool = True) -> float:

@@ -336,6 +336,54 @@ def test_timing_is_interleaved_and_cached(tmp_path, monkeypatch):
     assert set(timed) == {1, 5} and fresh[0] != times[0]
 
 
+def test_measured_findings_say_when_they_come_from_the_cache(tmp_path, monkeypatch):
+    """--measure times read back from measure.json (an earlier run's, possibly under other load)
+    are marked cached in the finding's message and in details.measured_s.cached; --no-cache
+    (use_cache=False) re-measures and stores the new times. The timer is a recording fake:
+    original 2 ms, replacement 0.5 ms (4.00x), then 3 ms and 1 ms (3.00x); explore's variants 1 ms."""
+    from click.testing import CliRunner
+
+    from archlint import measure
+    from archlint.cli import main
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    timed: list[int] = []
+    phase = [[2e-3, 0.5e-3]]
+
+    def fake(chains, dtype, min_run_time):
+        timed.append(len(chains))
+        return phase[0] if len(chains) == 2 else [1e-3] * len(chains)
+    monkeypatch.setattr(measure, "_time_interleaved", fake)
+    no_overhead = tmp_path / "no-overhead.toml"  # plain_cnn's conv2 and conv3 get AL101 on it
+    no_overhead.write_text('name = "no-overhead"\npeak_flops = { fp32 = 1e11 }\nbandwidth = 1e11\n')
+    args = [str(onnx_path("plain_cnn")), "--measure", "--format", "json", "--profile", str(no_overhead),
+            "--select", "AL101"]
+
+    def al101(*extra):
+        res = CliRunner().invoke(main, ["check", *args, *extra])
+        assert res.exit_code in (0, 1), res.output
+        found = [f for f in json.loads(res.stdout)["findings"] if f["code"] == "AL101"]
+        assert [f["layer"] for f in found] == ["/conv2/conv2.0/Conv", "/conv3/conv3.0/Conv"]
+        return found[1]
+    fresh = al101()
+    assert timed == [2, 2] and fresh["details"]["measured_s"] == {"before": 2e-3, "after": 0.5e-3, "speedup": 4.0,
+                                                                  "cached": False}
+    assert fresh["message"].endswith(" Measured: 2.000 ms -> 0.500 ms (4.00x).")
+    cached = al101()
+    assert timed == [2, 2], "read from measure.json, not timed"
+    assert cached["details"]["measured_s"]["cached"] is True
+    assert cached["message"].endswith(" Measured (cached; --no-cache re-measures): 2.000 ms -> 0.500 ms (4.00x).")
+    phase[0] = [3e-3, 1e-3]
+    again = al101("--no-cache")
+    assert timed == [2] * 4 and again["details"]["measured_s"]["cached"] is False
+    assert again["message"].endswith(" Measured: 3.000 ms -> 1.000 ms (3.00x).")
+    assert al101()["details"]["measured_s"]["before"] == 3e-3, "--no-cache stored the new times"
+    res = CliRunner().invoke(main, ["explore", str(onnx_path("plain_cnn")), "--layer", "/conv3/conv3.0/Conv",
+                                    "--measure", "--no-cache", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["variants"]
+    assert timed == [2] * 4 + [len(rows)] and not any(r["measured_cached"] for r in rows)
+
+
 def test_calibrate_writes_a_loadable_profile(tmp_path):
     """The real command, timed (one repeat, short): a profile that loads, or, when the machine is
     too busy for a plausible fit, the one-line refusal (the thresholds are tested above with
