@@ -86,7 +86,7 @@ def _rf(report: Any, ax: Any) -> Any:
     ax.set_ylabel("pixels")
     ax.set_title("Receptive field per layer")
     _layer_ticks(ax, s.names)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)  # fields grow along the graph: the lower right is free
     return ax
 
 
