@@ -100,16 +100,14 @@ def test_calibration_fit_recovers_a_line(monkeypatch):
 
 
 def _fake_samples(monkeypatch, samples):
-    """Replace the timed set of measurements by planned ones; record the progress messages."""
+    """Replace the timed set of measurements by planned ones, each saying one progress step."""
     from archlint import measure
     plan = iter(samples)
-    said: list[str] = []
 
     def fake(seconds, say):
         say("timing")
         return next(plan)
     monkeypatch.setattr(measure, "_sample", fake)
-    return said
 
 
 def _sample(overhead=2e-5, scale=1.0, peak=1e11, bandwidth=2e10):
