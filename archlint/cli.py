@@ -113,10 +113,11 @@ def main() -> None:
 @click.option("--profile", "profile", metavar="NAME|FILE", help="Device profile for the roofline estimate: "
               "generic-x86-cpu (default), nvidia-h100-sxm, nvidia-rtx-4090, jetson-orin-nano, or a TOML file.")
 @click.option("--measure", is_flag=True, help="Time each substitution finding's layer and replacement with torch.")
+@click.option("--no-cache", is_flag=True, help="--measure: re-measure, not reading ~/.cache/archlint/measure.json.")
 def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool,
           config_path: str | None, select: Sequence[str], extend_select: Sequence[str], ignore: Sequence[str],
           fail_on: str | None, exit_zero: bool, statistics: bool, no_group: bool, no_lint: bool, dtype: str | None,
-          profile: str | None, measure: bool) -> None:
+          profile: str | None, measure: bool, no_cache: bool) -> None:
     """Analyse and lint models.
 
     PATH is an .onnx file, or a PyTorch target package.module:attr or file.py:attr
@@ -124,7 +125,8 @@ def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output:
     With no PATH, the `models` listed in [tool.archlint] are checked.
     """
     overrides = Overrides(_split(select), _split(ignore), fail_on, dtype, profile, _split(extend_select))
-    reports, config = _guarded(lambda: _analyse(targets, input_shapes, config_path, overrides, no_lint, measure))
+    reports, config = _guarded(lambda: _analyse(targets, input_shapes, config_path, overrides, no_lint, measure,
+                                                not no_cache))
     _print_warnings(reports)
     if statistics:
         _write_text(_statistics(reports), output)
@@ -170,21 +172,22 @@ def _guarded(work: Callable[[], T]) -> T:
 
 
 def _analyse(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, overrides: Overrides,
-             no_lint: bool, measure: bool) -> tuple[list[Report], Config]:
+             no_lint: bool, measure: bool, use_cache: bool = True) -> tuple[list[Report], Config]:
     reports, config = _run(targets, input_shapes, config_path, overrides, no_lint)
     if _HARD_EXIT:
         _KEEP_ALIVE.append(reports)
     if measure:
-        _measure(reports)
+        _measure(reports, use_cache)
     return reports, config
 
 
-def _measure(reports: Sequence[Report]) -> None:
+def _measure(reports: Sequence[Report], use_cache: bool = True) -> None:
+    """Time each substitution finding's layer and replacement (cached times are marked)."""
     from archlint.explore import measure_finding
     for report in reports:
         for finding in report.findings:
             if finding.code in ("AL101", "AL102"):
-                measure_finding(report, finding)
+                measure_finding(report, finding, use_cache=use_cache)
 
 
 def _print_warnings(reports: Sequence[Report]) -> None:
@@ -327,9 +330,10 @@ def rules(fmt: str) -> None:
 @click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]))
 @click.option("--profile", metavar="NAME|FILE")
 @click.option("--measure", is_flag=True, help="Also time every variant with torch at the layer's shapes.")
+@click.option("--no-cache", is_flag=True, help="--measure: re-measure, not reading ~/.cache/archlint/measure.json.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | None, profile: str | None,
-            measure: bool, fmt: str) -> None:
+            measure: bool, no_cache: bool, fmt: str) -> None:
     """What-if table for one conv layer: original, depthwise-separable, each group count G."""
     import json as _json
 
@@ -338,7 +342,7 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
     from archlint.input_spec import parse
     try:
         report = analyze(target, parse(input_shapes), dtype=dtype, profile=profile, lint=False)
-        rows = whatif(report, layer, measure)
+        rows = whatif(report, layer, measure, use_cache=not no_cache)
     except ArchlintError as exc:
         _fail(str(exc))
     if fmt == "json":
@@ -366,16 +370,28 @@ def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | N
 
 @main.command()
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the profile TOML here.")
-@click.option("--seconds", type=float, default=0.3, show_default=True, help="Minimum timing per measurement.")
-def calibrate(output: str | None, seconds: float) -> None:
+@click.option("--seconds", type=float, default=0.1, show_default=True, help="Minimum timing per measurement.")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True,
+              help="Full sets of measurements; the profile takes the medians, their spread is checked.")
+@click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: when it is a terminal).")
+def calibrate(output: str | None, seconds: float, repeats: int, progress: bool | None) -> None:
     """Measure this machine's matmul throughput, memory bandwidth and conv efficiency (needs
-    torch) and write a device profile for --profile."""
+    torch) and write a device profile for --profile. Refused (exit 2) when the measurements
+    vary over 2x between repeats or a conv's fixed cost is over 1 ms; warned over 1.25x."""
     from archlint.measure import calibrate as run_calibration
     from archlint.measure import to_toml
+    show = sys.stderr.isatty() if progress is None else progress
     try:
-        text = to_toml(run_calibration(seconds))
+        result = run_calibration(seconds, repeats,
+                                 (lambda msg: click.echo(f"archlint: calibrate: {msg}", err=True)) if show else None)
     except ArchlintError as exc:
         _fail(str(exc))
+    worst = max(result.spread, key=lambda k: result.spread[k])
+    click.echo(f"archlint: calibrate: {repeats} repeats, largest spread (max/min) {result.spread[worst]:.2f}x "
+               f"({worst})", err=True)
+    for warning in result.warnings:
+        click.echo(f"archlint: warning: calibrate: {warning}", err=True)
+    text = to_toml(result.profile, result.spread)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")

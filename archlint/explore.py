@@ -42,7 +42,7 @@ def find_conv(report: Report, name: str) -> ConvView:
     return views[name]
 
 
-def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, Any]]:
+def whatif(report: Report, name: str, measure: bool = False, use_cache: bool = True) -> list[dict[str, Any]]:
     v = find_conv(report, name)
     rec = v.record
     rows: list[dict[str, Any]] = [{"variant": "original", "params": rec.params, "macs": rec.macs or 0,
@@ -62,17 +62,21 @@ def whatif(report: Report, name: str, measure: bool = False) -> list[dict[str, A
         row["est_speedup"] = base / row["est_time_s"] if row["est_time_s"] else None
     if measure:
         dtype = report.model.dtype or "fp32"
-        from archlint.measure import time_chains
-        times = time_chains([variants[row["variant"]] for row in rows], dtype)
+        from archlint.measure import measure_chains
+        timing = measure_chains([variants[row["variant"]] for row in rows], dtype, reuse=use_cache)
+        times = timing.seconds
         for row, seconds in zip(rows, times):
             row["measured_s"] = seconds
             row["measured_speedup"] = times[0] / seconds
+            row["measured_cached"] = timing.cached
     return rows
 
 
-def measure_finding(report: Report, finding: Any) -> None:
-    """Attach measured before/after times to a substitution finding (AL101, AL102)."""
-    from archlint.measure import time_chains
+def measure_finding(report: Report, finding: Any, use_cache: bool = True) -> None:
+    """Attach measured before/after times to a substitution finding (AL101, AL102). Times read
+    from the cache (``~/.cache/archlint/measure.json``, an earlier run's) are marked as cached
+    in the message and in ``details.measured_s.cached``; ``use_cache=False`` re-measures."""
+    from archlint.measure import measure_chains
     v = find_conv(report, finding.layer)
     variants = chains(v)
     dtype = report.model.dtype or "fp32"
@@ -83,6 +87,9 @@ def measure_finding(report: Report, finding: Any) -> None:
         after_chain = variants[f"grouped G={best}"]
     else:
         return
-    before, after = time_chains([variants["original"], after_chain], dtype)
-    finding.details["measured_s"] = {"before": before, "after": after, "speedup": before / after}
-    finding.message += f" Measured: {before * 1e3:.3f} ms -> {after * 1e3:.3f} ms ({before / after:.2f}x)."
+    timing = measure_chains([variants["original"], after_chain], dtype, reuse=use_cache)
+    before, after = timing.seconds
+    finding.details["measured_s"] = {"before": before, "after": after, "speedup": before / after,
+                                     "cached": timing.cached}
+    how = "Measured (cached; --no-cache re-measures)" if timing.cached else "Measured"
+    finding.message += f" {how}: {before * 1e3:.3f} ms -> {after * 1e3:.3f} ms ({before / after:.2f}x)."

@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--profile")
     parser.add_argument("--seconds", type=float, default=0.3)
     args = parser.parse_args()
-    profile = profiles.load(args.profile) if args.profile else profiles.from_dict(calibrate(args.seconds), "calibrated")
+    profile = profiles.load(args.profile) if args.profile else profiles.from_dict(calibrate(args.seconds).profile, "calibrated")
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
           f"{torch.__version__}; profile: peak {profile.peak('fp32') / 1e9:.1f} GFLOP/s, bandwidth "
           f"{profile.bandwidth / 1e9:.1f} GB/s, overhead {profile.overhead * 1e6:.1f} us, efficiency "

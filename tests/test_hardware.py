@@ -4,6 +4,7 @@ judged by estimated time; explore, --measure and calibrate (kept fast: tiny shap
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -70,27 +71,135 @@ def test_fixed_cost_per_class():
     assert profiles.load(data).to_dict()["overheads"] == {"dense": 2e-5, "depthwise": 8e-5}
 
 
-def test_calibration_fit_recovers_a_line(monkeypatch):
-    """``_fit_classes`` times every class's convs in one interleaved set and fits
-    t = a + F/(peak*eff) per class. Fed exact times (dense: a = 90 us, 40 ps per FLOP, so eff
-    0.25 at peak 1e11; grouped: a = 150 us, 50 ps; depthwise: a = 10 us, below the 1-channel
-    conv's 20 us), it returns them, and the depthwise fixed cost is floored at 20 us."""
+def _line_times(scale: float = 1.0) -> list[float]:
+    """Exact times of the twelve fit convs on three lines: dense a = 90 us, 40 ps per FLOP (eff 0.25
+    at peak 1e11); grouped a = 150 us, 50 ps (eff 0.2); depthwise a = 10 us, 100 ps (eff 0.1)."""
     from archlint import measure
-    calls = []
+    specs, flops = measure._fit_specs()
+    out = []
+    for c, f in zip(specs, flops):
+        line = {1: (90e-6, 4e-11), c.ci: (10e-6, 1e-10)}.get(c.groups, (150e-6, 5e-11))
+        out.append(scale * (line[0] + f * line[1]))
+    return out
 
-    def fake(chains, dtype, seconds, cache=True):
-        calls.append(len(chains))
-        out = []
-        for c, in chains:
-            flops = 2 * c.size[0] * c.size[1] * c.co * (c.ci // c.groups) * 9
-            line = {1: (90e-6, 4e-11), c.ci: (10e-6, 1e-10)}.get(c.groups, (150e-6, 5e-11))
-            out.append(line[0] + flops * line[1])
-        return out
-    monkeypatch.setattr(measure, "time_chains", fake)
-    eff, fixed = measure._fit_classes(1e11, 2e-5, 0.01)
-    assert calls == [12]
+
+def test_calibration_fit_recovers_a_line(monkeypatch):
+    """``_fit_classes`` fits t = a + F/(peak*eff) per class. Fed exact times (see _line_times, the
+    depthwise fixed cost 10 us below the 1-channel conv's 20 us), it returns them with R^2 = 1, and
+    the depthwise fixed cost is floored at 20 us. FLOPs of the dense 28 px 128-channel conv:
+    2*28*28*128*128*9 = 231,211,008."""
+    from archlint import measure
+    specs, flops = measure._fit_specs()
+    assert len(specs) == 12 and flops[3] == 231_211_008
+    eff, fixed, fits = measure._fit_classes(1e11, 2e-5, _line_times())
     assert eff == {"dense": 0.25, "grouped": 0.2, "depthwise": 0.1}
     assert fixed == pytest.approx({"dense": 90e-6, "grouped": 150e-6, "depthwise": 20e-6})
+    assert fits == pytest.approx({"dense": 1.0, "grouped": 1.0, "depthwise": 1.0})
+    flat = measure._fit_classes(1e11, 2e-5, [1e-4] * 12)  # time not growing with FLOPs
+    assert flat[0]["dense"] == 1.0 and flat[1]["dense"] == 2e-5 and flat[2]["dense"] is None
+
+
+def _fake_samples(monkeypatch, samples):
+    """Replace the timed set of measurements by planned ones, each saying one progress step."""
+    from archlint import measure
+    plan = iter(samples)
+
+    def fake(seconds, say):
+        say("timing")
+        return next(plan)
+    monkeypatch.setattr(measure, "_sample", fake)
+
+
+def _sample(overhead=2e-5, scale=1.0, peak=1e11, bandwidth=2e10):
+    from archlint import measure
+    return measure.Sample(peak, bandwidth, overhead, tuple(_line_times(scale)))
+
+
+def test_calibrate_takes_medians_and_reports_the_spread(monkeypatch):
+    """Three repeats; the profile takes each measurement's median, the spread is max/min:
+    peak 0.9e11, 1e11, 1.1e11 -> median 1e11, spread 1.1/0.9 = 1.222x (under the 1.25x warning);
+    conv times scaled 1.0, 1.2, 1.1 -> the medians are the exact lines (x1.1): dense fixed cost
+    1.1 * 90 us = 99 us, efficiency 0.25/1.1 = 0.2273; spread 1.2x."""
+    from archlint import measure
+    _fake_samples(monkeypatch, [_sample(peak=0.9e11), _sample(scale=1.2, peak=1.1e11), _sample(scale=1.1)])
+    said: list[str] = []
+    result = measure.calibrate(0.01, 3, said.append)
+    assert said == ["repeat 1/3: timing", "repeat 2/3: timing", "repeat 3/3: timing"]
+    p = result.profile
+    assert p["peak_flops"]["fp32"] == 1e11 and p["bandwidth"] == 2e10 and p["overhead"] == 2e-5
+    assert p["overheads"]["dense"] == pytest.approx(99e-6) and p["efficiency"]["dense"] == 0.2273
+    assert result.spread["fp32 matmul"] == pytest.approx(1.1 / 0.9)
+    assert result.spread["dense 3x3 conv 128ch 28px"] == pytest.approx(1.2)
+    assert result.warnings == []
+    text = measure.to_toml(p, result.spread)
+    assert "# spread over the repeats (max/min): fp32 matmul 1.222x" in text
+    loaded = profiles.from_dict(__import__("tomllib").loads(text), "calibrated")
+    assert loaded.overheads["dense"] == pytest.approx(99e-6)
+
+
+@pytest.mark.parametrize("samples,needle", [
+    # the two runs of issue 18 on a busy VM, now repeats of one run: 17.9 ms / 0.73 ms = 24.5x
+    ([_sample(overhead=17.9e-3), _sample(overhead=0.73e-3), _sample(overhead=0.73e-3)],
+     "1-channel conv varied 24.52x over 3 repeats (limit 2x)"),
+    # every conv 2.5x slower in one repeat (which one is named is rounding)
+    ([_sample(), _sample(scale=2.5), _sample()], "varied 2.50x over 3 repeats (limit 2x)"),
+    # steady but implausible: every conv pays 1.5 ms (a 1-channel conv costs 10-15 us on a 2-core VM)
+    ([_sample(overhead=1.5e-3)] * 3, "fixed cost of a 1-channel conv 1.5 ms is implausible (limit 1 ms)"),
+])
+def test_calibrate_refuses_a_busy_machine(monkeypatch, samples, needle):
+    from archlint import measure
+    _fake_samples(monkeypatch, samples)
+    with pytest.raises(ArchlintError, match=re.escape(needle)):
+        measure.calibrate(0.01, 3)
+
+
+def test_calibrate_warns_on_spread_and_on_a_noisy_fit(monkeypatch):
+    """Spread 1.5x (over 1.25x) warns. At a tenth of the times (peak 1e12 keeps the efficiencies),
+    the dense 28 px 64-channel conv twice as slow and the 128-channel one at 0.8x: the least-squares
+    line through the four points has R^2 = 0.84 (below 0.9: warned), slope 3.0e-12 s/FLOP
+    (efficiency 0.333) and fixed cost 99 us. Convs at 1.5x the matmul peak (efficiency 0.25 * 6 = 1.5
+    at a sixth of the peak) are warned and capped at 1; at 2.5x they are refused."""
+    from archlint import measure
+    _fake_samples(monkeypatch, [_sample(), _sample(peak=1.5e11), _sample()])
+    warned = measure.calibrate(0.01, 3).warnings
+    assert warned == ["fp32 matmul varied 1.50x over 3 repeats (warning above 1.25x): the machine may be busy"]
+    bumpy = _line_times(0.1)
+    bumpy[2] *= 2
+    bumpy[3] *= 0.8
+    _fake_samples(monkeypatch, [measure.Sample(1e12, 2e10, 2e-5, tuple(bumpy))] * 3)
+    result = measure.calibrate(0.01, 3)
+    assert result.profile["efficiency"]["dense"] == 0.3332
+    assert result.profile["overheads"]["dense"] == pytest.approx(99.0e-6, rel=1e-3)
+    assert result.warnings == ["dense convs fit t = overhead + FLOPs/(peak*efficiency) with R^2 0.84 "
+                               "(warning below 0.9): noisy timings"]
+    _fake_samples(monkeypatch, [_sample(peak=1e11 / 6)] * 3)
+    result = measure.calibrate(0.01, 3)
+    assert result.profile["efficiency"] == {"dense": 1.0, "grouped": 1.0, "depthwise": 0.6}
+    assert result.warnings[0] == "dense convs ran at 1.50x the measured matmul peak: efficiency set to 1"
+    _fake_samples(monkeypatch, [_sample(peak=1e11 / 10)] * 3)
+    with pytest.raises(ArchlintError, match=re.escape("dense convs ran at 2.50x the measured matmul peak (limit 2x)")):
+        measure.calibrate(0.01, 3)
+
+
+def test_calibrate_cli_progress_refusal_and_spread(monkeypatch, tmp_path):
+    """In process (click's runner) with planned measurements: progress lines on stderr with
+    --progress, one line of spread, the profile written; a refusal is one error line, exit 2."""
+    from click.testing import CliRunner
+
+    from archlint.cli import main
+    _fake_samples(monkeypatch, [_sample(), _sample(scale=1.1), _sample()])
+    out = tmp_path / "me.toml"
+    res = CliRunner().invoke(main, ["calibrate", "--progress", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    err = res.stderr.splitlines()
+    assert err[:3] == [f"archlint: calibrate: repeat {i}/3: timing" for i in (1, 2, 3)]
+    assert err[3].startswith("archlint: calibrate: 3 repeats, largest spread (max/min) 1.10x (")
+    assert len(err) == 4 and profiles.load(str(out)).overheads["dense"] == pytest.approx(90e-6)
+    _fake_samples(monkeypatch, [_sample(overhead=17.9e-3), _sample(overhead=0.73e-3), _sample()])
+    res = CliRunner().invoke(main, ["calibrate", "-o", str(tmp_path / "bad.toml")])
+    assert res.exit_code == 2 and not (tmp_path / "bad.toml").exists()
+    assert res.stderr.splitlines() == ["archlint: error: calibration refused: 1-channel conv varied 895.00x over 3 "
+                                       "repeats (limit 2x); the machine is busy, rerun it when idle"]
 
 
 def test_shipped_profiles_have_sources():
@@ -173,6 +282,7 @@ def test_measure_explore_and_check(tmp_path):
     import os
     import subprocess
     import sys
+
     from tests.conftest import ROOT
     cmd = [sys.executable, "-m", "archlint", "explore", str(onnx_path("plain_cnn")), "--layer",
            "/conv3/conv3.0/Conv", "--measure", "--format", "json"]
@@ -224,9 +334,63 @@ def test_timing_is_interleaved_and_cached(tmp_path, monkeypatch):
     assert set(timed) == {1, 5} and fresh[0] != times[0]
 
 
+def test_measured_findings_say_when_they_come_from_the_cache(tmp_path, monkeypatch):
+    """--measure times read back from measure.json (an earlier run's, possibly under other load)
+    are marked cached in the finding's message and in details.measured_s.cached; --no-cache
+    (use_cache=False) re-measures and stores the new times. The timer is a recording fake:
+    original 2 ms, replacement 0.5 ms (4.00x), then 3 ms and 1 ms (3.00x); explore's variants 1 ms."""
+    from click.testing import CliRunner
+
+    from archlint import measure
+    from archlint.cli import main
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    timed: list[int] = []
+    phase = [[2e-3, 0.5e-3]]
+
+    def fake(chains, dtype, min_run_time):
+        timed.append(len(chains))
+        return phase[0] if len(chains) == 2 else [1e-3] * len(chains)
+    monkeypatch.setattr(measure, "_time_interleaved", fake)
+    no_overhead = tmp_path / "no-overhead.toml"  # plain_cnn's conv2 and conv3 get AL101 on it
+    no_overhead.write_text('name = "no-overhead"\npeak_flops = { fp32 = 1e11 }\nbandwidth = 1e11\n')
+    args = [str(onnx_path("plain_cnn")), "--measure", "--format", "json", "--profile", str(no_overhead),
+            "--select", "AL101"]
+
+    def al101(*extra):
+        res = CliRunner().invoke(main, ["check", *args, *extra])
+        assert res.exit_code in (0, 1), res.output
+        found = [f for f in json.loads(res.stdout)["findings"] if f["code"] == "AL101"]
+        assert [f["layer"] for f in found] == ["/conv2/conv2.0/Conv", "/conv3/conv3.0/Conv"]
+        return found[1]
+    fresh = al101()
+    assert timed == [2, 2] and fresh["details"]["measured_s"] == {"before": 2e-3, "after": 0.5e-3, "speedup": 4.0,
+                                                                  "cached": False}
+    assert fresh["message"].endswith(" Measured: 2.000 ms -> 0.500 ms (4.00x).")
+    cached = al101()
+    assert timed == [2, 2], "read from measure.json, not timed"
+    assert cached["details"]["measured_s"]["cached"] is True
+    assert cached["message"].endswith(" Measured (cached; --no-cache re-measures): 2.000 ms -> 0.500 ms (4.00x).")
+    phase[0] = [3e-3, 1e-3]
+    again = al101("--no-cache")
+    assert timed == [2] * 4 and again["details"]["measured_s"]["cached"] is False
+    assert again["message"].endswith(" Measured: 3.000 ms -> 1.000 ms (3.00x).")
+    assert al101()["details"]["measured_s"]["before"] == 3e-3, "--no-cache stored the new times"
+    res = CliRunner().invoke(main, ["explore", str(onnx_path("plain_cnn")), "--layer", "/conv3/conv3.0/Conv",
+                                    "--measure", "--no-cache", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["variants"]
+    assert timed == [2] * 4 + [len(rows)] and not any(r["measured_cached"] for r in rows)
+
+
 def test_calibrate_writes_a_loadable_profile(tmp_path):
+    """The real command, timed (one repeat, short): a profile that loads, or, when the machine is
+    too busy for a plausible fit, the one-line refusal (the thresholds are tested above with
+    planned measurements)."""
     out = tmp_path / "me.toml"
-    proc = run_cli("calibrate", "--seconds", "0.05", "--output", str(out))
+    proc = run_cli("calibrate", "--seconds", "0.05", "--repeats", "1", "--output", str(out))
+    if proc.returncode == 2:
+        assert_one_line_error(proc, "calibration refused")
+        return
     assert proc.returncode == 0, proc.stderr
     p = profiles.load(str(out))
     assert p.peak("fp32") > 1e8 and p.bandwidth > 1e8 and 0 < p.overhead < 1e-2

@@ -95,6 +95,7 @@ def test_html_report_in_chromium(browser, tmp_path: Path) -> None:
 
 def test_finding_links_jump_to_their_layer(browser, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+
     from fixtures.torch_models import meta_resnet50
 
     report = archlint.analyze(meta_resnet50(), input_shape=(1, 3, 224, 224))
@@ -109,3 +110,64 @@ def test_finding_links_jump_to_their_layer(browser, tmp_path: Path) -> None:
     assert "flagged" in row.get_attribute("class")
     assert "AL101" in row.text
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def _contrast(fg: str, bg: str) -> float:
+    """WCAG 2.x contrast ratio of two computed CSS colours ``rgb(r, g, b)``: (L1 + 0.05) / (L2 + 0.05),
+    L = 0.2126 R + 0.7152 G + 0.0722 B of the linearised sRGB channels."""
+    import re
+
+    def lum(css: str) -> float:
+        r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css)[:3])
+        r, g, b = (x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in (r, g, b))
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    hi, lo = sorted((lum(fg), lum(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+BADGES = """return Array.from(document.querySelectorAll('.badge')).map(b => {
+    const s = getComputedStyle(b); return {code: b.textContent, fg: s.color, bg: s.backgroundColor,
+    row: b.closest('tr') ? b.closest('tr').dataset.layer : null};});"""
+
+
+def test_badges_readable_one_per_code_and_charts_labelled(browser, tmp_path: Path) -> None:
+    """In Chromium, as rendered: every badge's text has contrast >= 4.5:1 (WCAG AA) against its
+    background, in the report page and in the notebook view on a page without the report's
+    stylesheet (as in Jupyter); a layer row has one badge per rule code; the page is titled by the
+    model's class; the bar and rf charts name their layers inside the chart's box."""
+    import copy
+    import dataclasses
+
+    import torch
+
+    from archlint.reporters.html import render_notebook
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU())
+    report = copy.copy(archlint.analyze(model, input_shape=(1, 3, 56, 56)))
+    twin = next(f for f in report.findings if f.code == "AL101")
+    report.findings = list(report.findings) + [dataclasses.replace(twin, message="again")]
+    page = tmp_path / "page.html"
+    page.write_text(report.to_html(), encoding="utf-8")
+    notebook = tmp_path / "notebook.html"
+    notebook.write_text(f"<!DOCTYPE html><html><body>{render_notebook(report)}</body></html>", encoding="utf-8")
+    for path in (page, notebook):
+        browser.get(path.as_uri())
+        badges = browser.execute_script(BADGES)
+        assert len(badges) >= 4
+        for b in badges:
+            assert _contrast(b["fg"], b["bg"]) >= 4.5, b
+        in_rows = [(b["row"], b["code"].split()[0]) for b in badges if b["row"]]
+        assert len(in_rows) == len(set(in_rows)), "one badge per code on a row"
+        assert ("2", "AL101") in in_rows
+    browser.get(page.as_uri())
+    assert browser.title == "archlint: Sequential"
+    charts = browser.execute_script("""return Array.from(document.querySelectorAll('svg.chart')).map(svg => {
+        const box = svg.getBoundingClientRect();
+        return Array.from(svg.querySelectorAll('.layer-label')).map(t => { const r = t.getBoundingClientRect();
+            return {inside: r.left >= box.left - 1 && r.right <= box.right + 1 && r.top >= box.top - 1
+                    && r.bottom <= box.bottom + 1, w: r.width, name: t.dataset.layer}; });});""")
+    labelled = [c for c in charts if c]
+    assert len(labelled) == 3, "MACs, params and rf charts"
+    for labels in labelled:
+        assert all(lab["inside"] and lab["w"] > 0 for lab in labels), labels

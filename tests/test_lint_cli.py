@@ -166,31 +166,78 @@ def test_models_from_config_for_the_torch_hook(tmp_path):
 
 
 # ------------------------------------------------------------------ pre-commit
-def test_pre_commit_hook_passes_then_fails_on_budget(tmp_path):
-    """The real pre-commit package runs this repository's hook (try-repo) in a scratch repo."""
+@pytest.fixture(scope="module")
+def pre_commit_home(tmp_path_factory):
+    """One pre-commit cache for both hook tests, so each hook's environment is built once."""
     if shutil.which("git") is None:
         pytest.skip("git is needed")
+    pytest.importorskip("pre_commit")
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+def _user_repo(tmp_path, home):
     repo = tmp_path / "user-repo"
     repo.mkdir()
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "GIT_AUTHOR_NAME": "t",
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
 
     def git(*args):
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
 
+    def try_repo(hook, *args):
+        cmd = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), hook, *args]
+        return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=900)
+
     git("init", "-q")
+    return repo, git, try_repo
+
+
+def test_pre_commit_hook_passes_then_fails_on_budget(tmp_path, pre_commit_home):
+    """The real pre-commit package runs this repository's hook (try-repo) in a scratch repo."""
+    repo, git, try_repo = _user_repo(tmp_path, pre_commit_home)
     shutil.copy(onnx_path("plain_cnn"), repo / "model.onnx")
     (repo / "pyproject.toml").write_text('[tool.archlint]\nfail-on = "error"\n[tool.archlint.budgets]\n'
                                          'params = "100K"\n')
     git("add", "-A")
     git("commit", "-qm", "model")
-    cmd = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "archlint", "--all-files"]
-    ok = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    ok = try_repo("archlint", "--all-files")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "Passed" in ok.stdout
     (repo / "pyproject.toml").write_text('[tool.archlint]\nfail-on = "error"\n[tool.archlint.budgets]\n'
                                          'params = "10K"\n')
     git("commit", "-qam", "tighter budget")
-    bad = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    bad = try_repo("archlint", "--all-files")
     assert bad.returncode == 1
     assert "Failed" in bad.stdout and "AL301 [error] params 24.23K is over the budget of 10K" in bad.stdout
+
+
+def test_torch_hook_is_pinned_and_runs_only_when_python_or_config_changes(tmp_path, pre_commit_home):
+    """archlint-torch installs the pinned torch (an unpinned one resolves to the newest release, a CUDA
+    build of several GB) and is not always_run: real pre-commit skips it when no Python file and no
+    pyproject.toml is among the files, and runs the [tool.archlint] models when one is.
+    Net: conv 3->8 3x3 with bias, 8*3*9 + 8 = 224 params, over a budget of 100. (try-repo builds the
+    hook's environment, torch included, in a fresh store on every call: two calls only.)"""
+    import re
+
+    from pre_commit.clientlib import load_manifest
+    hooks = {h["id"]: h for h in load_manifest(str(ROOT / ".pre-commit-hooks.yaml"))}
+    torch_hook = hooks["archlint-torch"]
+    assert torch_hook["additional_dependencies"] == ["torch==2.13.0"]
+    assert torch_hook["always_run"] is False and torch_hook["pass_filenames"] is False
+    matches = [f for f in ("net.py", "pkg/models/resnet.py", "pyproject.toml", "sub/pyproject.toml", "README.md",
+                           "model.onnx", "notes.txt", "my_pyproject.toml") if re.search(torch_hook["files"], f)]
+    assert matches == ["net.py", "pkg/models/resnet.py", "pyproject.toml", "sub/pyproject.toml"]
+    repo, git, try_repo = _user_repo(tmp_path, pre_commit_home)
+    (repo / "net.py").write_text("from torch import nn\n\n\ndef build():\n    return nn.Conv2d(3, 8, 3)\n")
+    (repo / "notes.txt").write_text("not a model\n")
+    (repo / "pyproject.toml").write_text('[tool.archlint]\nmodels = ["net.py:build"]\nfail-on = "error"\n'
+                                         '[tool.archlint.input-shapes]\n"net.py:build" = "1x3x8x8"\n'
+                                         '[tool.archlint.budgets]\nparams = "100"\n')
+    git("add", "-A")
+    git("commit", "-qm", "model")
+    skipped = try_repo("archlint-torch", "--files", "notes.txt")
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "(no files to check)Skipped" in skipped.stdout
+    bad = try_repo("archlint-torch", "--files", "net.py")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "Failed" in bad.stdout and "AL301 [error] params 224 is over the budget of 100" in bad.stdout

@@ -12,7 +12,9 @@ Hand derivation used below, for ``plain_cnn`` at 1x3x32x32 (fixtures/networks.py
 
 from __future__ import annotations
 
+import copy
 import re
+from html import escape
 from html.parser import HTMLParser
 
 import pytest
@@ -107,16 +109,150 @@ def test_repr_html_highlights_findings_on_their_layers(flagged: archlint.Report)
 
 
 def test_plot_rf_series_and_input_line(plain: archlint.Report) -> None:
+    """Finite fields on the line; gap, flatten and fc see the whole input (global): drawn in a band of
+    their own above the input line, on a y tick labelled 'global', not at the input size of 32."""
     pytest.importorskip("matplotlib")
     import matplotlib
     matplotlib.use("Agg")
     ax = plain.plot("rf")
     line, hline = ax.lines[0], ax.lines[1]
-    expected = [size for _, size in PLAIN_RF] + [32, 32, 32]  # gap, flatten, fc see the whole input
-    assert list(line.get_ydata()) == expected
+    assert list(line.get_ydata()) == [size for _, size in PLAIN_RF]
+    assert list(line.get_xdata()) == list(range(7))
     assert list(hline.get_ydata()) == [32, 32], "the input size is drawn as a horizontal line"
     assert [t.get_text() for t in ax.get_xticklabels()][:3] == [n for n, _ in PLAIN_RF[:3]]
-    assert len(ax.collections[0].get_offsets()) == 3, "the global points are marked"
+    glob = ax.collections[0].get_offsets()
+    assert glob[:, 0].tolist() == [7, 8, 9], "the global points are marked"
+    level = glob[0, 1]
+    assert set(glob[:, 1].tolist()) == {level} and level > 32 and level <= ax.get_ylim()[1]
+    labels = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
+    assert labels["global"] == level
+    assert all(y <= 32 * 1.05 for text, y in labels.items() if text != "global")
+
+
+def _contrast(fg: str, bg: str) -> float:
+    """WCAG 2.x contrast ratio (L1 + 0.05) / (L2 + 0.05) of two #rrggbb colours, with relative
+    luminance L = 0.2126 R + 0.7152 G + 0.0722 B of the linearised sRGB channels."""
+    def lum(color: str) -> float:
+        c = [int(color.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        r, g, b = (x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4 for x in c)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    hi, lo = sorted((lum(fg), lum(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_contrast_formula_on_known_pairs() -> None:
+    """Black on white is 21:1; #767676 on white is the classic AA limit, 4.54:1."""
+    assert _contrast("#000000", "#ffffff") == pytest.approx(21.0)
+    assert _contrast("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)
+
+
+def test_badges_are_readable_in_the_page_and_the_notebook(flagged: archlint.Report) -> None:
+    """Every badge carries its own text colour (Jupyter does not load the page's stylesheet) and
+    has contrast >= 4.5:1 (WCAG AA) against its background, for every severity's colour."""
+    from archlint.reporters.html import SEVERITY_COLORS
+    for color in SEVERITY_COLORS.values():
+        assert _contrast("#ffffff", color) >= 4.5, color
+    severities = {f.severity for f in flagged.findings}
+    assert {"info", "warning"} <= severities
+    for html in (flagged._repr_html_(), flagged.to_html()):
+        badges = re.findall(r'class="badge sev-(\w+)"[^>]*style="background:(#\w{6});color:(#\w{6})"', html)
+        assert len(badges) >= len(flagged.findings)
+        assert {sev for sev, _, _ in badges} == severities
+        for _, bg, fg in badges:
+            assert _contrast(fg, bg) >= 4.5, (fg, bg)
+
+
+def test_one_badge_per_code_on_a_layer(flagged: archlint.Report) -> None:
+    """Two AL101 findings on layer 2 (the second a copy): one AL101 badge with its count, listing both
+    messages in its tooltip and linking to the first; the findings list keeps both."""
+    import dataclasses
+    report = copy.copy(flagged)
+    first = next(f for f in flagged.findings if f.layer == "2" and f.code == "AL101")
+    twin = dataclasses.replace(first, message="second message")
+    report.findings = list(flagged.findings) + [twin]
+    for html in (report._repr_html_(), report.to_html()):
+        row = re.search(r'<tr[^>]*data-layer="2"[^>]*>(.*?)</tr>', html, re.S).group(1)
+        assert row.count(">AL101") == 1 and ">AL101 \u00d72<" in row and row.count(">AL102<") == 1
+        assert "second message" in row
+    page = report.to_html()
+    row = re.search(r'<tr[^>]*data-layer="2"[^>]*>(.*?)</tr>', page, re.S).group(1)
+    assert f'href="#m0-f{report.findings.index(first)}"' in row
+    assert page.count('class="finding sev-') == len(report.findings)
+
+
+def test_the_model_is_named_not_in_memory(flagged: archlint.Report, plain: archlint.Report) -> None:
+    """An in-memory torch module is named by its class (torch.nn.Sequential here); a file by its path."""
+    for html in (flagged._repr_html_(), flagged.to_html()):
+        assert "in memory" not in html
+    assert "<b>archlint</b>: Sequential (input" in flagged._repr_html_()
+    assert "<h2>Sequential</h2>" in flagged.to_html() and "<title>archlint: Sequential</title>" in flagged.to_html()
+    assert f"<h2>{onnx_path('plain_cnn')}</h2>" in plain.to_html()
+
+
+def test_svg_charts_name_their_layers_on_the_axis(plain: archlint.Report) -> None:
+    """The bar and rf charts name each layer under the x axis (10 and 4 layers: all of them), long
+    names shortened to their last 27 characters after an ellipsis, the whole name in the tooltip."""
+    from archlint.reporters import svg
+    cost = charts.cost_series(plain)
+    chart = svg.cost_chart(cost)
+    labels = re.findall(r'class="layer-label" data-layer="([^"]+)"[^>]*><title>[^<]*</title>([^<]+)</text>', chart)
+    assert [name for name, _ in labels] == cost.names == list(PLAIN_MACS)
+    assert [text for _, text in labels] == cost.names  # all short
+    rf = charts.rf_series(plain)
+    labels = re.findall(r'class="layer-label" data-layer="([^"]+)"', svg.rf_chart(rf))
+    assert labels == rf.names and len(labels) == 10
+    assert charts.short_label("/layer2/layer2.0/downsample/downsample.0/Conv") == "\u2026ownsample/downsample.0/Conv"
+    assert len(charts.short_label("x" * 100)) == 28 and charts.label_positions(100) == list(range(0, 100, 4))
+
+
+def test_svg_rf_chart_draws_global_fields_as_global(plain: archlint.Report) -> None:
+    """gap, flatten and fc (global) sit in the band labelled 'global' above the input line, not on it."""
+    from archlint.reporters import svg
+    chart = svg.rf_chart(charts.rf_series(plain))
+    glob = re.findall(r'<circle class="mark global" data-layer="([^"]+)" cx="[\d.]+" cy="([\d.]+)"', chart)
+    assert len(glob) == 3 and all("global" not in n for n, _ in glob)
+    input_y = float(re.search(r'class="input-size"[^>]*y1="([\d.]+)"', chart).group(1))
+    band = re.search(r'class="global-band" x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.]+)"', chart)
+    top, height = float(band.group(1)), float(band.group(2))
+    for _, cy in glob:
+        assert top <= float(cy) <= top + height < input_y
+    assert ">global</text>" in chart
+    finite = re.findall(r'<circle class="mark" data-layer="[^"]+" cx="[\d.]+" cy="([\d.]+)"', chart)
+    assert len(finite) == 7 and all(float(cy) > top + height for cy in finite)
+
+
+@pytest.mark.parametrize("kind", ["rf", "cost", "roofline"])
+def test_saved_plots_keep_their_labels(plain: archlint.Report, tmp_path, kind: str) -> None:
+    """savefig without bbox_inches='tight' keeps every label inside the figure: each text's window
+    extent lies within the figure, and an SVG saved with text as text contains the layer names."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    axes = plain.plot(kind)
+    axes = list(axes) if kind == "cost" else [axes]
+    fig = axes[0].figure
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    box = fig.bbox
+    def in_view(ax, axis):
+        lo, hi = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+        ticks = ax.get_xticks() if axis == "x" else ax.get_yticks()
+        labels = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+        return [t for v, t in zip(ticks, labels) if lo <= v <= hi]  # matplotlib also lists ticks off the axis
+    texts = [t for ax in axes for t in (in_view(ax, "x") + in_view(ax, "y")
+                                        + [ax.title, ax.xaxis.label, ax.yaxis.label]) if t.get_text()]
+    assert len(texts) >= 8
+    for t in texts:
+        ext = t.get_window_extent(renderer)
+        inside = box.x0 - 0.5 <= ext.x0 and ext.x1 <= box.x1 + 0.5 and box.y0 - 0.5 <= ext.y0 <= ext.y1 <= box.y1 + 0.5
+        assert inside, (t.get_text(), ext, box)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(tmp_path / "chart.svg")
+    fig.savefig(tmp_path / "chart.png")
+    saved = (tmp_path / "chart.svg").read_text()
+    for t in texts:
+        assert escape(t.get_text()) in saved, t.get_text()
+    assert (tmp_path / "chart.png").stat().st_size > 10_000
 
 
 def test_plot_cost_bars(plain: archlint.Report) -> None:

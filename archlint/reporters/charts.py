@@ -3,7 +3,8 @@ inline SVG and ``_repr_html_``, so all three show the same series.
 
 - Receptive field: per layer with a spatial field, the largest side ``max_axis(size)``
   (rounded up), with the input's largest side drawn beside it. A global unit (it sees
-  the whole input, e.g. after global pooling) is plotted at the input size and flagged.
+  the whole input, e.g. after global pooling) has no size (``None``): the charts draw it
+  in a band of its own labelled ``global``, above the sizes, never at the input size.
 - Cost: MACs and params per layer (layers that move data; shape arithmetic left out).
 - Roofline: per layer with FLOPs, arithmetic intensity ``I = FLOPs / bytes`` and the
   estimated throughput ``FLOPs / est_time``; the roof is ``min(peak(dtype), I * bandwidth)``.
@@ -21,9 +22,32 @@ KINDS = ("rf", "cost", "macs", "params", "roofline")
 @dataclass(frozen=True)
 class RFSeries:
     names: list[str]
-    sizes: list[int]
+    sizes: list[int | None]  # None: a global field
     is_global: list[bool]
     input_size: int | None
+
+    @property
+    def top(self) -> int:
+        """The largest finite side or the input size, whichever is larger (the y range)."""
+        return max([s for s in self.sizes if s is not None] + [self.input_size or 0, 1])
+
+
+# a layer name longer than this is shortened on a chart axis to its last characters (the
+# whole name stays in the tooltip)
+LABEL_CHARS = 28
+# at most this many layer labels on an axis: every k-th layer beyond it
+MAX_LABELS = 30
+
+
+def short_label(name: str) -> str:
+    """``name``, or its last ``LABEL_CHARS - 1`` characters after an ellipsis."""
+    return name if len(name) <= LABEL_CHARS else "\u2026" + name[-(LABEL_CHARS - 1):]
+
+
+def label_positions(count: int) -> list[int]:
+    """Indices of the layers labelled on an axis of ``count`` layers (every k-th)."""
+    step = max(1, math.ceil(count / MAX_LABELS))
+    return list(range(0, count, step))
 
 
 @dataclass(frozen=True)
@@ -58,7 +82,9 @@ def shown_layers(report: Any) -> list[Any]:
 
 
 def rf_series(report: Any) -> RFSeries:
-    names, sizes, glob = [], [], []
+    names: list[str] = []
+    sizes: list[int | None] = []
+    glob: list[bool] = []
     input_size = None
     for rec in shown_layers(report):
         if not rec.rf or not rec.rf[0].size:
@@ -68,9 +94,7 @@ def rf_series(report: Any) -> RFSeries:
         if side is not None:
             input_size = max(input_size or 0, int(side))
         if field.is_global:
-            if side is None:
-                continue
-            sizes.append(int(side))
+            sizes.append(None)
         else:
             sizes.append(int(math.ceil(max(field.size))))
         names.append(rec.name)

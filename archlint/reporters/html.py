@@ -17,12 +17,15 @@ from archlint.reporters import charts, svg
 from archlint.reporters.registry import Format
 from archlint.units import human, human_bytes, human_time
 
-SEVERITY_COLORS = {"error": "#c53030", "warning": "#b7791f", "info": "#2b6cb0"}
+# badge backgrounds under white text: contrast 5.47, 5.54 and 5.42 to 1 (WCAG AA asks 4.5 for text)
+SEVERITY_COLORS = {"error": "#c53030", "warning": "#975a16", "info": "#2b6cb0"}
+WARNING_TEXT = "#975a16"  # warning text on white: 5.54 to 1
+SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1a202c;max-width:1400px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px} h3{font-size:15px;margin:18px 0 6px}
-.meta{color:#4a5568;font-size:13px} .warn{color:#b7791f}
+.meta{color:#4a5568;font-size:13px} .warn{color:#975a16}
 .totals{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}
 .totals div{border:1px solid #e2e8f0;border-radius:6px;padding:6px 12px;min-width:120px}
 .totals b{display:block;font-size:18px}
@@ -31,11 +34,13 @@ table.layers{border-collapse:collapse;font-size:12px;width:100%}
 table.layers th,table.layers td{padding:3px 6px;border-bottom:1px solid #edf2f7;text-align:right;white-space:nowrap}
 table.layers td.l,table.layers th.l{text-align:left}
 table.layers th{position:sticky;top:0;background:#f7fafc;cursor:pointer;user-select:none}
-table.layers th[aria-sort=descending]::after{content:" \\25BC"} table.layers th[aria-sort=ascending]::after{content:" \\25B2"}
+table.layers th[aria-sort=descending]::after{content:" \\25BC"}
+table.layers th[aria-sort=ascending]::after{content:" \\25B2"}
 tr.plumbing{color:#a0aec0} tr.flagged td:first-child{box-shadow:inset 3px 0 #b7791f}
 tr:target{background:#fefcbf}
 .bar{display:inline-block;height:8px;background:#4f7cc9;vertical-align:middle;margin-right:4px}
-.badge{display:inline-block;border-radius:3px;padding:0 4px;color:#fff;font-size:11px;margin-left:2px;text-decoration:none}
+.badge{display:inline-block;border-radius:3px;padding:0 4px;color:#fff;font-size:11px;margin-left:2px;
+text-decoration:none}
 .controls{margin:8px 0;font-size:13px} .controls input[type=search]{width:260px}
 ol.findings{max-height:300px;overflow:auto;border:1px solid #e2e8f0;padding:6px 6px 6px 36px;margin:0}
 ol.findings li{margin:3px 0;font-size:13px}
@@ -111,12 +116,30 @@ def _findings_by_layer(report: Any) -> dict[str, list[tuple[int, Any]]]:
     return out
 
 
-def _badge(f: Any, href: str | None = None) -> str:
+def _badge(f: Any, href: str | None = None, count: int = 1, title: str | None = None) -> str:
+    """A rule code on its severity's colour; the text colour is inline so that a page without
+    the report's stylesheet (Jupyter) keeps it readable."""
     color = SEVERITY_COLORS.get(f.severity, "#4a5568")
     attrs = f' href="{href}"' if href else ""
     tag = "a" if href else "span"
-    return (f'<{tag} class="badge sev-{f.severity}"{attrs} style="background:{color}" '
-            f'title="{escape(f.name)}: {escape(f.message)}">{f.code}</{tag}>')
+    text = f.code + (f" \u00d7{count}" if count > 1 else "")
+    return (f'<{tag} class="badge sev-{f.severity}"{attrs} style="background:{color};color:#ffffff" '
+            f'title="{escape(title or f"{f.name}: {f.message}")}">{text}</{tag}>')
+
+
+def _code_badges(found: list[tuple[int, Any]], index: int | None = None) -> str:
+    """One badge per rule code on a layer (its count when the code fired more than once), linked
+    to the code's first finding when ``index`` (the report's section) is given."""
+    by_code: dict[str, list[tuple[int, Any]]] = {}
+    for j, f in found:
+        by_code.setdefault(f.code, []).append((j, f))
+    out = []
+    for items in by_code.values():
+        j, first = items[0]
+        worst = max((f for _, f in items), key=lambda f: SEVERITY_RANK.get(f.severity, 0))
+        title = "\n".join(f"{f.name}: {f.message}" for _, f in items)
+        out.append(_badge(worst, None if index is None else f"#m{index}-f{j}", len(items), title))
+    return "".join(out)
 
 
 def _totals_boxes(report: Any) -> str:
@@ -173,7 +196,7 @@ def _layer_rows(report: Any, index: int) -> list[str]:
             (f"{rec.intensity:.1f}" if rec.intensity is not None else "",
              "" if rec.intensity is None else f"{rec.intensity:.4f}", ""),
             (_seconds(rec.est_time), f"{rec.est_time:.6g}", ""),
-            ("".join(_badge(f, f"#m{index}-f{j}") for j, f in found), " ".join(f.code for _, f in found), "l"),
+            (_code_badges(found, index), " ".join(f.code for _, f in found), "l"),
         ]
         text = f"{rec.name} {rec.op} {rec.kind} {rec.module or ''} " + " ".join(f.code for _, f in found)
         tds = "".join(f'<td class="{a}" data-v="{escape(v, quote=True)}">{h}</td>' if a else
@@ -277,7 +300,7 @@ def _nb_table(report: Any, layers: Sequence[Any], by_layer: dict[str, list[tuple
             f'<td class="l">{rf_bar} {escape(rf_text)}</td>'
             f'<td class="l">{_bar(macs_share, "#4f7cc9")} {macs} ({100 * macs_share:.1f}%)</td>'
             f'<td class="l">{_bar(params_share, "#8a63c4")} {human(rec.params)} ({100 * params_share:.1f}%)</td>'
-            f'<td class="l">{"".join(_badge(f) for _, f in found)}</td></tr>')
+            f'<td class="l">{_code_badges(found)}</td></tr>')
     return f"<table>{head}{''.join(rows)}</table>"
 
 
@@ -299,7 +322,7 @@ def render_notebook(report: Any, max_rows: int = 40, top_k: int = 10, max_findin
              f"{escape(str(report.model.profile))} ({report.model.dtype}); "
              f"{len(shown)} layers, {len(report.findings)} findings</p>"]
     for w in report.warnings:
-        parts.append(f'<p style="color:#b7791f">warning: {escape(w)}</p>')
+        parts.append(f'<p style="color:{WARNING_TEXT}">warning: {escape(w)}</p>')
     if report.findings:
         items = "".join(f'<li class="finding">{_badge(f)} <code>{escape(f.layer or "model")}</code>: '
                         f"{escape(f.message)}</li>" for f in report.findings[:max_findings])

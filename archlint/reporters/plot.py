@@ -30,14 +30,16 @@ def plot(report: Any, kind: str = "rf", ax: Any = None) -> Any:
     if kind not in charts.KINDS:
         raise ArchlintError(f"unknown plot kind {kind!r}: use one of {', '.join(charts.KINDS)}")
     plt = _pyplot()
+    # constrained layout keeps the rotated layer labels inside the figure, so that savefig
+    # without bbox_inches="tight" does not cut them off
     if kind == "cost":
         if ax is None:
-            _, ax = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+            _, ax = plt.subplots(2, 1, figsize=(10, 6), sharex=True, layout="constrained")
         _bars(report, "macs", ax[0])
         _bars(report, "params", ax[1])
         return ax
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 4))
+        _, ax = plt.subplots(figsize=(10, 4.5), layout="constrained")
     if kind == "rf":
         return _rf(report, ax)
     if kind == "roofline":
@@ -56,26 +58,35 @@ def _bars(report: Any, which: str, ax: Any) -> Any:
 
 
 def _layer_ticks(ax: Any, names: list[str]) -> None:
-    """Label at most ~25 layers so the axis stays readable."""
-    step = max(1, len(names) // 25)
-    ticks = list(range(0, len(names), step))
+    """Label at most ``charts.MAX_LABELS`` layers, long names shortened, so the axis stays readable."""
+    ticks = charts.label_positions(len(names))
     ax.set_xticks(ticks)
-    ax.set_xticklabels([names[i] for i in ticks], rotation=90, fontsize=7)
+    ax.set_xticklabels([charts.short_label(names[i]) for i in ticks], rotation=90, fontsize=7)
+    ax.set_xlabel(f"layer ({len(names)}, in graph order)")
 
 
 def _rf(report: Any, ax: Any) -> Any:
+    """Finite fields as a line (broken at global ones); global fields in their own band above
+    the sizes and the input line, on a y tick labelled ``global``."""
     s = charts.rf_series(report)
-    xs = list(range(len(s.sizes)))
-    ax.plot(xs, s.sizes, marker="o", markersize=3, color="#2f855a", label="receptive field (largest side)")
+    finite = [i for i, size in enumerate(s.sizes) if size is not None]
+    ax.plot(finite, [s.sizes[i] for i in finite], marker="o", markersize=3, color="#2f855a",
+            label="receptive field (largest side)")
     glob = [i for i, g in enumerate(s.is_global) if g]
     if glob:
-        ax.scatter(glob, [s.sizes[i] for i in glob], color="#c05621", zorder=3, label="global (whole input)")
+        ax.set_ylim(0, s.top * 1.05)
+        ticks = [t for t in ax.get_yticks() if 0 <= t <= s.top * 1.05]
+        level = s.top * 1.15
+        ax.axhspan(s.top * 1.075, s.top * 1.225, color="#fbd38d", alpha=0.35, linewidth=0)
+        ax.scatter(glob, [level] * len(glob), color="#c05621", zorder=3, label="global (whole input)")
+        ax.set_yticks(ticks + [level], [f"{t:g}" for t in ticks] + ["global"])
+        ax.set_ylim(0, s.top * 1.3)
     if s.input_size:
         ax.axhline(s.input_size, color="#c53030", linestyle="--", label=f"input size ({s.input_size} px)")
     ax.set_ylabel("pixels")
     ax.set_title("Receptive field per layer")
     _layer_ticks(ax, s.names)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)  # fields grow along the graph: the lower right is free
     return ax
 
 
