@@ -231,13 +231,13 @@ def run(targets: Sequence[str], job: Job, options: Options, cache_dir: Path | No
                 pass
     device = profiles.load(job.config.profile)
     reports = Reports()
-    for outcome in results:
-        if isinstance(outcome, FileError):
-            reports.errors.append(outcome)
-        elif outcome is not None:
-            if outcome.profile is None:
-                outcome.profile = device
-            reports.append(outcome)
+    for result in results:
+        if isinstance(result, FileError):
+            reports.errors.append(result)
+        elif result is not None:
+            if result.profile is None:
+                result.profile = device
+            reports.append(result)
     return reports
 
 
