@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import dataclasses
 import fnmatch
+import itertools
 import multiprocessing
 import os
 import subprocess
@@ -244,17 +245,19 @@ def run(targets: Sequence[str], job: Job, options: Options, cache_dir: Path | No
 def _compute(targets: Sequence[str], job: Job, jobs: int) -> list[Report | FileError]:
     if jobs <= 1 or len(targets) <= 1:
         return [_analyse_one(job, t) for t in targets]
-    from archlint import cache
+    from archlint import api, cache, lint  # noqa: F401  (imported once here, not once per forked worker)
+    from archlint.frontends import onnx_frontend  # noqa: F401
+    workers = min(jobs, len(targets))
+    # a few chunks per worker: one task per small file would spend more time on messages than on work
+    chunk = max(1, len(targets) // (workers * 4))
     out: list[Report | FileError] = []
-    with futures.ProcessPoolExecutor(max_workers=min(jobs, len(targets)), mp_context=_context()) as pool:
-        pending = [pool.submit(_worker, job, t) for t in targets]
-        for target, future in zip(targets, pending):
-            try:
-                value = future.result()
-            except futures.process.BrokenProcessPool:
-                out.append(FileError(target, "internal error (a worker process died); rerun with --jobs 1"))
-                continue
-            out.append(value if isinstance(value, FileError) else cache.decode(value))
+    with futures.ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
+        try:
+            for value in pool.map(_worker, itertools.repeat(job), targets, chunksize=chunk):
+                out.append(value if isinstance(value, FileError) else cache.decode(value))
+        except futures.process.BrokenProcessPool:
+            out += [FileError(t, "internal error (a worker process died); rerun with --jobs 1")
+                    for t in targets[len(out):]]
     return out
 
 
