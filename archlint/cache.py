@@ -14,6 +14,7 @@ are never cached.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -117,15 +118,28 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """Name, size and modification time of every file of the installed archlint package: an
+    edited checkout (the version number unchanged) never reads its older results."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".toml") and "__pycache__" not in path.parts:
+            st = path.stat()
+            h.update(f"{path.relative_to(root).as_posix()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def key(target: str, settings: dict[str, Any]) -> str:
-    """SHA-256 of archlint's version, the target's bytes (and its external-data files'
-    names and bytes: a ``.onnx.data`` beside it) and ``settings`` (the effective
-    configuration, as JSON with sorted keys)."""
+    """SHA-256 of archlint's version and code (:func:`code_fingerprint`), the target's bytes
+    (and its external-data files' names and bytes: a ``.onnx.data`` beside it) and
+    ``settings`` (the effective configuration, as JSON with sorted keys)."""
     from archlint import __version__
     digest = file_digest(target)
     extra = sorted(str(p.name) + ":" + file_digest(p) for p in _external_data(Path(target)))
-    blob = json.dumps({"schema": SCHEMA, "version": __version__, "target": target, "content": digest,
-                       "external": extra, "settings": settings}, sort_keys=True, default=str)
+    blob = json.dumps({"schema": SCHEMA, "version": __version__, "code": code_fingerprint(), "target": target,
+                       "content": digest, "external": extra, "settings": settings}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

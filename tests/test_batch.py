@@ -161,6 +161,14 @@ def test_cache_key_follows_content_and_settings(resnet_dir: Path):
     assert cache.key(str(resnet_dir / target), settings) != base
 
 
+def test_cache_key_follows_archlint_code(monkeypatch: pytest.MonkeyPatch):
+    """An edited checkout (same version number) gets new keys."""
+    target, settings = str(onnx_path("plain_cnn")), {"dtype": None}
+    base = cache.key(target, settings)
+    monkeypatch.setattr(cache, "code_fingerprint", lambda: "edited")
+    assert cache.key(target, settings) != base
+
+
 def test_torch_targets_are_not_cached(tmp_path: Path):
     (tmp_path / "net.py").write_text("x = 1\n")
     assert not batch.cacheable(str(tmp_path / "net.py") + ":Net")
