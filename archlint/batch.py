@@ -83,7 +83,7 @@ def discover(targets: Sequence[str], exclude: Sequence[str] = ()) -> tuple[list[
             continue
         found = _walk(Path(target), exclude)
         if not found:
-            warnings.append(f"{target}: no {'/'.join(MODEL_SUFFIXES)} files found")
+            warnings.append(f"{target}: the directory holds no {'/'.join(MODEL_SUFFIXES)} file")
         out.extend(found)
     return list(dict.fromkeys(out)), warnings
 

@@ -267,10 +267,10 @@ def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str |
     parse(input_shapes)  # a bad --input-shape is the command's error, not every file's
     options = run_options or batch.Options()
     found, empty = batch.discover(targets, options.exclude)
+    if not found:
+        raise ArchlintError(f"no model to check ({'; '.join(empty)})")
     for warning in empty:
         click.echo(f"archlint: warning: {warning}", err=True)
-    if not found:
-        raise ArchlintError(f"no model found in {', '.join(targets)}")
     job = batch.Job(tuple(input_shapes), config, no_lint)
     return batch.run(found, job, options, cache.location(config.path)), config
 

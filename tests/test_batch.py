@@ -96,7 +96,7 @@ def test_discover_recurses_sorted_with_excludes(tmp_path: Path):
     # an explicit file is checked even when excluded; a directory without models is reported
     found, empty = batch.discover([str(tmp_path / "a" / "skip_me.onnx"), str(tmp_path / "c")], ("skip_*",))
     assert found == [str(tmp_path / "a" / "skip_me.onnx")]
-    assert empty == [f"{tmp_path / 'c'}: no .onnx files found"]
+    assert empty == [f"{tmp_path / 'c'}: the directory holds no .onnx file"]
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
