@@ -2,4 +2,5 @@
 
 from archlint.cli import entry
 
-entry()
+if __name__ == "__main__":  # not when a spawned worker process (archlint --jobs) imports this module
+    entry()

@@ -113,25 +113,35 @@ def main() -> None:
 @click.option("--profile", "profile", metavar="NAME|FILE", help="Device profile for the roofline estimate: "
               "generic-x86-cpu (default), nvidia-h100-sxm, nvidia-rtx-4090, jetson-orin-nano, or a TOML file.")
 @click.option("--measure", is_flag=True, help="Time each substitution finding's layer and replacement with torch.")
-@click.option("--no-cache", is_flag=True, help="--measure: re-measure, not reading ~/.cache/archlint/measure.json.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache (.archlint_cache/), and "
+              "with --measure re-measure instead of reading ~/.cache/archlint/measure.json.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Analyse files in this many processes.")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Leave out files found in directories that match (repeatable or comma-separated).")
 def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool,
           config_path: str | None, select: Sequence[str], extend_select: Sequence[str], ignore: Sequence[str],
           fail_on: str | None, exit_zero: bool, statistics: bool, no_group: bool, no_lint: bool, dtype: str | None,
-          profile: str | None, measure: bool, no_cache: bool) -> None:
+          profile: str | None, measure: bool, no_cache: bool, jobs: int, exclude: Sequence[str]) -> None:
     """Analyse and lint models.
 
     PATH is an .onnx file, or a PyTorch target package.module:attr or file.py:attr
     (an nn.Module instance or class, or a zero-argument factory; needs archlint[torch]).
     With no PATH, the `models` listed in [tool.archlint] are checked.
     """
+    from archlint import batch
     overrides = Overrides(_split(select), _split(ignore), fail_on, dtype, profile, _split(extend_select))
+    # --measure times the layers of the IR graph, which cached and worker reports do not carry
+    run_options = batch.Options(1 if measure else jobs, not (no_cache or measure), batch.split_globs(exclude))
     reports, config = _guarded(lambda: _analyse(targets, input_shapes, config_path, overrides, no_lint, measure,
-                                                not no_cache))
+                                                run_options, not no_cache))
     _print_warnings(reports)
+    batch.print_errors(reports)
     if statistics:
         _write_text(_statistics(reports), output)
     else:
         _emit(reports, formats()[fmt], output, _render_options(show_all, not no_group))
+    batch.exit_for_errors(reports)
     if not exit_zero:
         _exit_for_findings(reports, config)
 
@@ -172,8 +182,9 @@ def _guarded(work: Callable[[], T]) -> T:
 
 
 def _analyse(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, overrides: Overrides,
-             no_lint: bool, measure: bool, use_cache: bool = True) -> tuple[list[Report], Config]:
-    reports, config = _run(targets, input_shapes, config_path, overrides, no_lint)
+             no_lint: bool, measure: bool, run_options: Any = None,
+             use_cache: bool = True) -> tuple[list[Report], Config]:
+    reports, config = _run(targets, input_shapes, config_path, overrides, no_lint, run_options)
     if _HARD_EXIT:
         _KEEP_ALIVE.append(reports)
     if measure:
@@ -282,24 +293,23 @@ def _configure(targets: Sequence[str], config_path: str | None, overrides: Overr
 
 
 def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, overrides: Overrides,
-         no_lint: bool) -> tuple[list[Report], Config]:
-    from archlint.api import analyze
+         no_lint: bool, run_options: Any = None) -> tuple[list[Report], Config]:
+    from archlint import batch, cache
     from archlint.input_spec import parse
-    from archlint.lint import lint
 
     config = _configure(targets, config_path, overrides)
     targets = list(targets) or config.model_targets()
     if not targets:
         raise ArchlintError("no model given: pass PATH..., or list PyTorch targets in [tool.archlint] models")
-    shapes = parse(input_shapes)
-    reports = []
-    for target in targets:
-        spec = shapes if shapes else parse(config.input_shape_for(target))
-        report = analyze(target, spec, dtype=config.dtype, profile=config.profile, lint=False)
-        if not no_lint:
-            lint(report, config)
-        reports.append(report)
-    return reports, config
+    parse(input_shapes)  # a bad --input-shape is the command's error, not every file's
+    options = run_options or batch.Options()
+    found, empty = batch.discover(targets, options.exclude)
+    if not found:
+        raise ArchlintError(f"no model to check ({'; '.join(empty)})")
+    for warning in empty:
+        click.echo(f"archlint: warning: {warning}", err=True)
+    job = batch.Job(tuple(input_shapes), config, no_lint)
+    return batch.run(found, job, options, cache.location(config.path)), config
 
 
 @main.command()
@@ -408,6 +418,16 @@ def explain(code: str) -> None:
     if rule is None:
         _fail(f"unknown rule code '{code}' (see: archlint rules)")
     click.echo(rule.docs_text())
+
+
+@main.command()
+def clean() -> None:
+    """Remove the result cache (.archlint_cache/ here and beside the nearest config file)."""
+    from archlint import cache
+    from archlint.config import find_config
+    config = find_config(".")
+    for removed in cache.clean([cache.location(None), cache.location(config)]):
+        click.echo(f"removed {removed}")
 
 
 if __name__ == "__main__":
