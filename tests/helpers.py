@@ -71,15 +71,16 @@ def gradient_span(model, shape):
 def gradient_spans(model, shape, positions):
     """:func:`gradient_span` at each of ``positions`` (output index tuples, one per spatial
     axis): per position, the nonzero span per axis of d(output at it, all channels)/d(input),
-    or ``None`` where the unit sees no input. One forward pass, one backward per position."""
+    or ``None`` where the unit sees no input. One batch element per position (BatchNorm is the
+    identity, so the elements are independent): one forward and one backward pass for all."""
     import torch
     model = measurable(model, len(shape) - 2)
-    x = torch.full(shape, 0.5, dtype=torch.float64, requires_grad=True)
+    x = torch.full((len(positions), *shape[1:]), 0.5, dtype=torch.float64, requires_grad=True)
     y = model(x)
+    sum(y[(b, slice(None), *pos)].sum() for b, pos in enumerate(positions)).backward()
     spans = []
-    for pos in positions:
-        (grad,) = torch.autograd.grad(y[(0, slice(None), *pos)].sum(), x, retain_graph=True)
-        nz = grad[0].abs().sum(0).nonzero()
+    for b in range(len(positions)):
+        nz = x.grad[b].abs().sum(0).nonzero()
         spans.append(None if nz.numel() == 0 else [(int(nz[:, i].min()), int(nz[:, i].max()))
                                                    for i in range(nz.shape[1])])
     return spans

@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from fixtures.upsampling_nets import MinimalNearest, UNetLike, UpChain, YoloNeckLike  # noqa: E402
+from fixtures.upsampling_nets import MinimalNearest, ResNet34UNet, UNetLike, UpChain, YoloNeckLike  # noqa: E402
 from tests.helpers import gradient_spans  # noqa: E402
 
 
@@ -97,6 +97,18 @@ def test_unet_like_decoder():
     assert len(cats) == 3 and not any(r.rf[0].aligned for r in cats)
     assert all(r.to_dict()["rf"]["aligned"] is False for r in cats)
     check_every_phase(UNetLike(2, depth=2), (1, 1, 96, 96), onnx_path=False)
+
+
+def test_resnet34_unet_reproduces_the_issue():
+    """segmentation_models_pytorch's Unet(resnet34) layout (1-D, width 2; the field is per axis):
+    the issue measured, by gradient span, 995 at u mod 32 in {31, 0} and 1027 elsewhere, where
+    archlint used to print 1025 (s1, P512) everywhere. Checked here on all 64 units of two
+    periods, both paths."""
+    rec = check_every_phase(ResNet34UNet(1), (1, 1, 4096))
+    sizes = [hi - lo + 1 for lo, hi in rec.phases[0]]
+    assert rec.period == (32,) and sizes == [995] + [1027] * 30 + [995]
+    assert rec.size == (1027,) and rec.stride == (1,)
+    assert rec.phases[0][0] == (-513, 481) and rec.phases[0][31] == (-481, 513)
 
 
 def test_yolov8_neck_like():
