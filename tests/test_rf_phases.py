@@ -9,11 +9,14 @@ exact interval."""
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from fractions import Fraction
 
 import onnx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import archlint
 from archlint.ops import rf
@@ -24,6 +27,8 @@ from torch import nn  # noqa: E402
 
 from fixtures.upsampling_nets import MinimalNearest, ResNet34UNet, UNetLike, UpChain, YoloNeckLike  # noqa: E402
 from tests.helpers import gradient_spans  # noqa: E402
+
+EXAMPLES = int(os.environ.get("ARCHLINT_EXAMPLES", "30"))  # ARCHLINT_EXAMPLES=1000: the long run
 
 
 def _export(model, shape):
@@ -38,15 +43,21 @@ def _key(rec):
     return rec.size, rec.stride, rec.padding, rec.period, rec.phases, rec.cover, rec.aligned
 
 
-def check_every_phase(model, shape, name=None, onnx_path=True):
+def check_every_phase(model, shape, name=None, onnx_path=True, onnx_only=False, margin=0):
     """The field of layer ``name`` (default: the last) on every unit of two periods in the middle
     of each axis equals the gradient span, and lies inside the ``(cover, S, P)`` bound. Returns
-    the record."""
-    report = archlint.analyze(model.eval(), input_shape=shape)
-    layer = report.layer(name) if name else report.layers[-1]
+    the record. ``onnx_only``: the record of the ONNX export's last layer is checked (for what only
+    the export says, such as ``align_corners``). ``margin``: the intervals must stay this far
+    from the borders (random chains: intermediate borders then cannot clip)."""
+    if onnx_only:
+        report = _export(model, shape)
+        layer = [r for r in report.layers if r.rf][-1]
+    else:
+        report = archlint.analyze(model.eval(), input_shape=shape)
+        layer = report.layer(name) if name else report.layers[-1]
     rec = layer.rf[0]
     out = layer.output_shape[2:]
-    if onnx_path and len(out) == 1:
+    if onnx_path and not onnx_only and len(out) == 1:
         exported = _export(model, shape)
         last = [r for r in exported.layers if r.rf and r.output_shape == layer.output_shape][-1]
         assert _key(last.rf[0]) == _key(rec)
@@ -62,8 +73,11 @@ def check_every_phase(model, shape, name=None, onnx_path=True):
     cover = rec.cover or rec.size
     for pos, span in zip(positions, spans):
         expected = [rec.interval(axis, u) for axis, u in enumerate(pos)]
+        if None in expected:  # a transposed conv's unit that reads no input: no gradient
+            assert span is None, (pos, span)
+            continue
         for axis, (lo, hi) in enumerate(expected):  # far from the borders: nothing is clipped
-            assert 0 <= lo and hi < shape[2 + axis], (pos, expected)
+            assert margin <= lo and hi < shape[2 + axis] - margin, (pos, expected)
             start = pos[axis] * rec.stride[axis] - rec.padding[axis]
             assert start <= lo and hi <= start + cover[axis] - 1, (pos, expected, rec)
         assert span == expected, (pos, span, expected)
@@ -161,6 +175,77 @@ def test_linear_x3_middle_phase():
     report = archlint.analyze(Resample(180, "linear"), input_shape=(1, 1, 60))
     up = report.layer("interpolate").rf[0]
     assert up.phases == (((-2, 1), (-1, 1), (-1, 2)),)
+
+
+class AlignCorners(nn.Module):
+    def __init__(self, size, mode):
+        super().__init__()
+        self.size, self.mode = size, mode
+        self.conv = nn.Conv1d(1, 1, 3, 1, 1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(self.conv(x), size=self.size, mode=self.mode, align_corners=True))
+
+
+@pytest.mark.parametrize("size", [129, 97])
+def test_align_corners_through_onnx(size):
+    """align_corners: x(v) = v*(n_in - 1)/(n_out - 1); 65 -> 129 is x = v/2 (period 2), 65 -> 97 is
+    x = 2v/3 (period 3). The PyTorch frontend does not record ``align_corners``; the ONNX export
+    does (``coordinate_transformation_mode``), and that record is checked."""
+    rec = check_every_phase(AlignCorners(size, "linear"), (1, 1, 65), onnx_only=True)
+    assert rec.period == ({129: 2, 97: 3}[size],)
+
+
+class RandomChain(nn.Module):
+    def __init__(self, specs):
+        super().__init__()
+        self.specs = specs
+        layers = []
+        for kind, a, b, c in specs:
+            if kind == "conv":
+                layers.append(nn.Conv1d(1, 1, a, b, c))
+            elif kind == "pool":
+                layers.append(nn.MaxPool1d(a, b, min(c, a // 2)))
+            elif kind == "tconv":
+                layers.append(nn.ConvTranspose1d(1, 1, a, b, min(c, a - 1)))
+            else:
+                layers.append(nn.Identity())
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x):
+        for (kind, a, _, _), layer in zip(self.specs, self.layers):
+            if kind in ("nearest", "linear"):
+                kw = {} if kind == "nearest" else {"align_corners": False}
+                x = F.interpolate(x, scale_factor=a, mode=kind, **kw)
+            else:
+                x = layer(x)
+        return x
+
+
+chain_op = st.one_of(
+    st.tuples(st.just("conv"), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2)),
+    st.tuples(st.just("pool"), st.integers(2, 3), st.integers(1, 2), st.integers(0, 1)),
+    st.tuples(st.just("tconv"), st.integers(1, 4), st.integers(2, 3), st.integers(0, 2)),
+    st.tuples(st.sampled_from(["nearest", "linear"]), st.integers(2, 3), st.just(0), st.just(0)))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 50, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(st.lists(chain_op, min_size=2, max_size=5))
+def test_random_resampling_chains_match_gradient_span(specs):
+    """Random 1-D chains of convs, pools, transposed convs and nearest/linear x2/x3 upsamplings:
+    every unit of two periods in the middle, against the gradient span, through both paths."""
+    n = 600
+    model = RandomChain(specs)
+    try:
+        report = archlint.analyze(model, input_shape=(1, 1, n))
+    except archlint.ArchlintError:
+        return
+    rec = report.layers[-1].rf[0]
+    out = report.layers[-1].output_shape[2]
+    if rec.is_global or out < 4 * max(rec.period or (1,)) or (rec.cover or rec.size)[0] > n // 3:
+        return
+    check_every_phase(model, (1, 1, n), margin=n // 5)
 
 
 class PhaseMerge(nn.Module):
