@@ -279,6 +279,9 @@ def test_merge_of_branches_differing_in_phase():
     report = archlint.analyze(PhaseMerge("conv"), input_shape=(1, 1, 64))
     assert report.layer("interpolate").rf[0].centres == ((Fraction(0), Fraction(-1)),)
     assert report.layer("c").rf[0].centres == ((Fraction(0),),)
+    assert report.layer("interpolate").rf[0].alignment_text() == (
+        "stride 1, centre offset [-1..0] (varies with position, period 2)")
+    assert report.layer("c").rf[0].alignment_text() == "stride 1, centre offset 0"
 
 
 class GlobalHead(nn.Module):

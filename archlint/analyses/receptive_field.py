@@ -65,10 +65,8 @@ class RFRecord:
         if not field.varies:
             return record
         period = tuple(a.period for a in axes)
-        periods = {p for p in period}
-        text = str(period[0]) if len(periods) == 1 else "x".join(map(str, period))
         return cls(record.input, record.size, record.stride, record.padding, False, field.aligned,
-                   field.notes + (f"field varies with output position (period {text})",), size, period,
+                   field.notes + (f"field varies with output position (period {_period_text(period)})",), size, period,
                    tuple(a.phases or ((-a.padding, a.size - 1 - a.padding),) for a in axes),
                    tuple(a.cover for a in axes))
 
@@ -99,6 +97,20 @@ class RFRecord:
         return tuple(tuple(None if ph is None else Fraction(ph[0] + ph[1], 2) - i * s for i, ph in enumerate(phases))
                      for phases, s in zip(self.phases, self.stride))
 
+    def alignment_text(self) -> str:
+        """What a merge compares, for messages: ``stride 4x4, centre offset 3/2x3/2``; where the
+        field varies, each axis's centre offsets over the period as a range:
+        ``stride 4, centre offset [-1..0] (varies with position, period 2)``."""
+        if self.is_global:
+            return "global"
+        axes = []
+        for centres in self.centres:
+            present = [c for c in centres if c is not None]
+            lo, hi = min(present), max(present)
+            axes.append(_fmt(lo) if lo == hi else f"[{_fmt(lo)}..{_fmt(hi)}]")
+        text = f"stride {'x'.join(_fmt(s) for s in self.stride)}, centre offset {'x'.join(axes)}"
+        return text + f" (varies with position, period {_period_text(self.period)})" if self.period else text
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form. Global: ``input``, ``global``, ``notes``, ``input_size`` only. A varying
         field adds ``period``, ``phases`` (per axis, ``[start, end]`` of units ``0 .. T-1``,
@@ -128,9 +140,7 @@ class RFRecord:
         size_text = "x".join(str(s) for s in sizes)
         stride_text = "x".join(str(_num(x)) for x in self.stride) if len(strides) > 1 else str(strides.pop())
         if self.period:
-            periods = set(self.period)
-            period_text = str(self.period[0]) if len(periods) == 1 else "x".join(map(str, self.period))
-            return f"{size_text} s{stride_text} (period {period_text})"
+            return f"{size_text} s{stride_text} (period {_period_text(self.period)})"
         return f"{size_text} s{stride_text}"
 
 
@@ -140,6 +150,15 @@ def _num(x: Num) -> int | str:
         return x
     x = Fraction(x)
     return int(x) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def _period_text(period: tuple[int, ...]) -> str:
+    """``2`` when every axis has period 2, ``2x1`` otherwise."""
+    return str(period[0]) if len(set(period)) == 1 else "x".join(map(str, period))
+
+
+def _fmt(x: Num) -> str:
+    return str(_num(x))
 
 
 def _ceil(x: Num) -> int:
