@@ -1,4 +1,5 @@
-"""Receptive fields: REFERENCE.md section 3's public values, hand-derived cases for every
+"""Receptive fields: published values (Araujo et al., Distill 2019; google-research/receptive_field's
+test nets; TF-Slim VGG/AlexNet), hand-derived cases for every
 op kind through both frontends, and an independent empirical check from input gradients."""
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def both(model, shape, torch_name, onnx_match):
     return a
 
 
-# ------------------------------------------------------------------ REFERENCE.md section 3
+# ------------------------------------------------------------------ published values
 class Seq(nn.Sequential):
     pass
 
@@ -301,10 +302,12 @@ def test_encoder_decoder_fields_through_both_paths():
 
 def test_unaligned_merge_is_flagged():
     """A 3x3 branch with padding 1 (centre 0) added to a 3x3 branch with padding 0 shifted
-    back by F.pad(0, 2) (centre 1): same stride, different centres."""
+    back by F.pad(0, 2) (centre 1): same stride, different centres. Unit u sees [u-1, u+1] in one
+    branch and [u, u+2] in the other: the sum sees the union [u-1, u+2], r 4, P 1."""
     from fixtures.lint_models import Unaligned
     report = archlint.analyze(Unaligned(), input_shape=(1, 8, 16, 16))
     assert report.layer("add").rf[0].aligned is False
+    assert rf_of(report, "add")[:3] == ([4, 4], [1, 1], [1, 1])
     assert report.layer("a").rf[0].aligned is True
 
 
