@@ -30,16 +30,15 @@ def runtime_shapes(model: onnx.ModelProto, feed_shape) -> dict[str, tuple[int, .
     return {n: tuple(v.shape) for n, v in zip(names, sess.run(names, feed))}
 
 
-def gradient_span(model, shape):
-    """The empirical receptive field: weights 1/fan-in, biases 0, BatchNorm as identity, max
-    pooling as average pooling, float64, constant input; the nonzero span, per spatial axis,
-    of d(centre output position, all channels)/d(input)."""
+def measurable(model, ndim):
+    """The model prepared for gradient-span measurement: weights 1/fan-in, biases 0, BatchNorm as
+    identity, max pooling as average pooling, float64, eval mode."""
     import torch
     from torch import nn
     for m in list(model.modules()):
         for child_name, child in list(m.named_children()):
             if isinstance(child, nn.modules.pooling._MaxPoolNd):
-                avg = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[len(shape) - 2]
+                avg = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[ndim]
                 setattr(m, child_name, avg(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode))
             elif isinstance(child, nn.modules.batchnorm._BatchNorm):
                 setattr(m, child_name, nn.Identity())
@@ -50,6 +49,15 @@ def gradient_span(model, shape):
                 m.weight.fill_(1.0 / m.weight[0].numel())
                 if m.bias is not None:
                     m.bias.zero_()
+    return model
+
+
+def gradient_span(model, shape):
+    """The empirical receptive field: weights 1/fan-in, biases 0, BatchNorm as identity, max
+    pooling as average pooling, float64, constant input; the nonzero span, per spatial axis,
+    of d(centre output position, all channels)/d(input)."""
+    import torch
+    model = measurable(model, len(shape) - 2)
     x = torch.full(shape, 0.5, dtype=torch.float64, requires_grad=True)
     y = model(x)
     centre = [s // 2 for s in y.shape[2:]]
@@ -58,3 +66,21 @@ def gradient_span(model, shape):
     if nz.numel() == 0:
         return centre, []
     return centre, [(int(nz[:, i].min()), int(nz[:, i].max())) for i in range(nz.shape[1])]
+
+
+def gradient_spans(model, shape, positions):
+    """:func:`gradient_span` at each of ``positions`` (output index tuples, one per spatial
+    axis): per position, the nonzero span per axis of d(output at it, all channels)/d(input),
+    or ``None`` where the unit sees no input. One batch element per position (BatchNorm is the
+    identity, so the elements are independent): one forward and one backward pass for all."""
+    import torch
+    model = measurable(model, len(shape) - 2)
+    x = torch.full((len(positions), *shape[1:]), 0.5, dtype=torch.float64, requires_grad=True)
+    y = model(x)
+    sum(y[(b, slice(None), *pos)].sum() for b, pos in enumerate(positions)).backward()
+    spans = []
+    for b in range(len(positions)):
+        nz = x.grad[b].abs().sum(0).nonzero()
+        spans.append(None if nz.numel() == 0 else [(int(nz[:, i].min()), int(nz[:, i].max()))
+                                                   for i in range(nz.shape[1])])
+    return spans

@@ -1,4 +1,5 @@
-"""Receptive fields: REFERENCE.md section 3's public values, hand-derived cases for every
+"""Receptive fields: published values (Araujo et al., Distill 2019; google-research/receptive_field's
+test nets; TF-Slim VGG/AlexNet), hand-derived cases for every
 op kind through both frontends, and an independent empirical check from input gradients."""
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def both(model, shape, torch_name, onnx_match):
     return a
 
 
-# ------------------------------------------------------------------ REFERENCE.md section 3
+# ------------------------------------------------------------------ published values
 class Seq(nn.Sequential):
     pass
 
@@ -168,12 +169,15 @@ def test_pool_ceil_mode_changes_shape_not_field():
 
 
 def test_adaptive_pool_uniform_and_uneven():
-    """16 -> 4: windows 4, stride 4. 10 -> 3: windows [0,4) [3,7) [6,10): largest 4, stride 10/3, noted."""
+    """16 -> 4: windows 4, stride 4. 10 -> 3: windows [0,4) [3,7) [6,10), then the same 10 further
+    on (period 3): largest 4, mean stride 10/3, each window exact, noted as varying."""
     even = torch_rf(Seq(nn.AdaptiveAvgPool2d(4)), (1, 1, 16, 16), "0")
-    assert even[:3] == ([4, 4], [4, 4], [0, 0])
+    assert even[:3] == ([4, 4], [4, 4], [0, 0]) and even[3].period == ()
     uneven = torch_rf(Seq(nn.AdaptiveAvgPool2d(3)), (1, 1, 10, 10), "0")
     assert uneven[0] == [4, 4] and uneven[1] == [Fraction(10, 3)] * 2
-    assert any("adaptive" in n for n in uneven[3].notes)
+    assert uneven[3].period == (3, 3) and uneven[3].phases == (((0, 3), (3, 6), (6, 9)),) * 2
+    assert [uneven[3].interval(0, u) for u in (3, 4)] == [(10, 13), (13, 16)]
+    assert "field varies with output position (period 3)" in uneven[3].notes
 
 
 class SE(nn.Module):
@@ -232,34 +236,55 @@ class Upsamplers(nn.Module):
 
 
 def test_upsampling_and_rearrangement():
-    """After a 3x3 conv (r 3, S 1, P 1):
-    nearest x2: r 3, S 1/2, P 1. bilinear x2 (half-pixel): two taps, r 4, S 1/2, centre kept:
-    -P + (r-1)/2 = (1/(2*2) - 1/2) + 0 => P = 7/4. ConvTranspose k3 s2 p1: outputs gather 1 or 2
-    inputs, r 3 + 1 = 4 (largest, noted), S 1/2, output 0 reads input 0 so P 1.
-    PixelShuffle 2: as nearest. PixelUnshuffle 2: window 2 stride 2: r 4, S 2, P 1.
+    """After a 3x3 conv (unit i sees [i-1, i+1]), per axis, units v = 2m and 2m+1 (period 2, mean
+    stride 1/2):
+    nearest x2: both read m: [m-1, m+1] twice; size 3.
+    bilinear x2 (half-pixel): x(v) = (v + 1/2)/2 - 1/2 = m - 1/4 or m + 1/4: v = 2m reads m-1 and m,
+    [m-2, m+1]; v = 2m+1 reads m and m+1, [m-1, m+2]; size 4.
+    ConvTranspose k3 s2 p1: v gathers i with 2i + j = v + 1: v = 2m reads m (j = 1), [m-1, m+1];
+    v = 2m+1 reads m and m+1 (j = 2, 0), [m-1, m+2]; size 4.
+    PixelShuffle 2: as nearest. PixelUnshuffle 2: window 2 stride 2: r 4, S 2, P 1 (uniform).
+    The bound: P = max(φS - start_φ), cover = max(end_φ - φS) + P + 1: nearest P 3/2, cover 7/2;
+    bilinear 2, 9/2; ConvTranspose 3/2, 4.
     F.pad (1,2,3,4): P_h 1 + 3, P_w 1 + 1. y[:, :, 2:10:2, 1:]: S_h 2, P_h 1 - 2, P_w 1 - 1."""
     report = archlint.analyze(Upsamplers(), input_shape=(1, 2, 16, 16))
     half = Fraction(1, 2)
-    assert rf_of(report, "interpolate")[:3] == ([3, 3], [half] * 2, [1, 1])
-    assert rf_of(report, "interpolate_1")[:3] == ([4, 4], [half] * 2, [Fraction(7, 4)] * 2)
-    t = rf_of(report, "t")
-    assert t[:3] == ([4, 4], [half] * 2, [1, 1]) and any("varies" in n for n in t[3].notes)
-    assert rf_of(report, "ps")[:3] == ([3, 3], [half] * 2, [1, 1])
+    expected = {"interpolate": (3, ((-1, 1), (-1, 1)), Fraction(3, 2), Fraction(7, 2)),
+                "interpolate_1": (4, ((-2, 1), (-1, 2)), 2, Fraction(9, 2)),
+                "t": (4, ((-1, 1), (-1, 2)), Fraction(3, 2), 4),
+                "ps": (3, ((-1, 1), (-1, 1)), Fraction(3, 2), Fraction(7, 2))}
+    for name, (size, phases, pad, cover) in expected.items():
+        got = rf_of(report, name)
+        assert got[:3] == ([size] * 2, [half] * 2, [pad] * 2), name
+        rec = got[3]
+        assert (rec.period, rec.phases, rec.cover) == ((2, 2), (phases,) * 2, (cover, cover)), name
+        assert "field varies with output position (period 2)" in rec.notes
+        for u in range(4, 8):  # the bound holds on every unit
+            lo, hi = rec.interval(0, u)
+            assert u * half - pad <= lo and hi <= u * half - pad + cover - 1
     assert rf_of(report, "pu")[:3] == ([4, 4], [2, 2], [1, 1])
     assert rf_of(report, "pad")[:3] == ([3, 3], [1, 1], [4, 2])
     assert rf_of(report, "getitem")[:3] == ([3, 3], [2, 1], [-1, 0])
     json_rf = report.layer("interpolate").to_dict()["rf"]
     assert json_rf["stride"] == ["1/2", "1/2"] and json_rf["input_size"] == [16, 16]
-    # the same through ONNX (Resize, ConvTranspose, DepthToSpace, SpaceToDepth, Pad, Slice)
+    assert json_rf["period"] == [2, 2] and json_rf["phases"] == [[[-1, 1], [-1, 1]]] * 2
+    assert json_rf["padding"] == ["3/2", "3/2"] and json_rf["cover"] == ["7/2", "7/2"]
+    assert set(report.layer("pu").to_dict()["rf"]) == {"input", "size", "stride", "padding", "global", "aligned",
+                                                         "notes", "input_size"}  # no variation: unchanged keys
+    # the same through ONNX (Resize, ConvTranspose, DepthToSpace, Pad, Slice)
     onnx_rep = _export(Upsamplers(), (1, 2, 16, 16))
     by_op: dict[str, list] = {}
     for r in onnx_rep.layers:
         if r.rf:
-            by_op.setdefault(r.op, []).append(rf_of(onnx_rep, r.name)[:3])
-    assert by_op["Resize"] == [([3, 3], [half] * 2, [1, 1]), ([4, 4], [half] * 2, [Fraction(7, 4)] * 2)]
-    assert by_op["ConvTranspose"] == [([4, 4], [half] * 2, [1, 1])]
-    assert ([3, 3], [1, 1], [4, 2]) in by_op["Pad"]
-    assert ([3, 3], [2, 1], [-1, 0]) in by_op["Slice"]
+            rec = r.rf[0]
+            by_op.setdefault(r.op, []).append((rec.size, rec.stride, rec.padding, rec.phases))
+    key = {name: (lambda rec: (rec.size, rec.stride, rec.padding, rec.phases))(report.layer(name).rf[0])
+           for name in ("interpolate", "interpolate_1", "t", "ps", "pad", "getitem")}
+    assert by_op["Resize"] == [key["interpolate"], key["interpolate_1"]]
+    assert by_op["ConvTranspose"] == [key["t"]]
+    assert by_op["DepthToSpace"] == [key["ps"]]
+    assert key["pad"] in by_op["Pad"]
+    assert key["getitem"] in by_op["Slice"]
 
 
 def test_encoder_decoder_fields_through_both_paths():
@@ -277,10 +302,12 @@ def test_encoder_decoder_fields_through_both_paths():
 
 def test_unaligned_merge_is_flagged():
     """A 3x3 branch with padding 1 (centre 0) added to a 3x3 branch with padding 0 shifted
-    back by F.pad(0, 2) (centre 1): same stride, different centres."""
+    back by F.pad(0, 2) (centre 1): same stride, different centres. Unit u sees [u-1, u+1] in one
+    branch and [u, u+2] in the other: the sum sees the union [u-1, u+2], r 4, P 1."""
     from fixtures.lint_models import Unaligned
     report = archlint.analyze(Unaligned(), input_shape=(1, 8, 16, 16))
     assert report.layer("add").rf[0].aligned is False
+    assert rf_of(report, "add")[:3] == ([4, 4], [1, 1], [1, 1])
     assert report.layer("a").rf[0].aligned is True
 
 

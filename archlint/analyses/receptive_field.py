@@ -1,8 +1,9 @@
 """Receptive field of every tensor with respect to each spatial model input, over the
-whole graph (Araujo, Norris & Sim, Distill 2019; REFERENCE.md section 3).
+whole graph (Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional Neural
+Networks", Distill 2019), exact per output position where resampling makes it vary.
 
 Each op kind's transfer lives in the registry (``OpKind.rf_fn``); merges (add, concat,
-...) keep the larger field and record whether the branches were aligned.
+...) join the branches' fields and record whether the branches were aligned.
 """
 
 from __future__ import annotations
@@ -16,39 +17,120 @@ from archlint.analyses.shapes import call_of
 from archlint.ir import ModelGraph
 from archlint.ops import REGISTRY, OpCall, UnknownShape
 from archlint.ops import rf as rfops
-from archlint.ops.rf import AxisRF, Field
+from archlint.ops.rf import AxisRF, Field, Num, Phase
 
 
 @dataclass(frozen=True, slots=True)
 class RFRecord:
     """A layer's receptive field with respect to one input, for reports.
 
-    ``size``, ``stride``, ``padding`` per spatial axis (exact fractions), ``is_global``
-    when the unit depends on the whole input, ``input_size`` the input's spatial size.
+    Per spatial axis (exact ints or fractions): ``size`` the field's size, ``stride`` the
+    effective stride ``S`` and ``padding`` the effective padding ``P``; output unit ``u`` sees
+    ``[u*S - P, u*S - P + size - 1]``.
+
+    When resampling (nearest or linear upsampling, a transposed conv, PixelShuffle, uneven
+    adaptive pooling) makes the field depend on the output position, ``period`` holds each
+    axis's period ``T`` (1 where it does not vary) and ``phases`` the exact ``(start, end)`` of
+    units ``0 .. T-1`` (``None``: a unit that sees no input); unit ``u = q*T + φ`` sees
+    ``[q*T*S + start_φ, q*T*S + end_φ]``. ``size`` is then the largest field over the
+    positions, and ``[u*S - P, u*S - P + cover - 1]`` (``cover`` per axis) is a bound that
+    contains every unit's exact interval; a note says the field varies. Without variation
+    ``period``, ``phases`` and ``cover`` are empty.
+
+    ``is_global``: the unit depends on the whole input; ``size`` is then the input's size and
+    ``stride``/``padding`` are empty (no local field is left to describe).
+    ``input_size``: the input's spatial size.
     """
 
     input: str
-    size: tuple[Fraction, ...]
-    stride: tuple[Fraction, ...]
-    padding: tuple[Fraction, ...]
+    size: tuple[Num, ...]
+    stride: tuple[Num, ...]
+    padding: tuple[Num, ...]
     is_global: bool
     aligned: bool
     notes: tuple[str, ...]
     input_size: tuple[int, ...]
+    period: tuple[int, ...] = ()
+    phases: tuple[tuple[Phase, ...], ...] = ()
+    cover: tuple[Num, ...] = ()
 
     @classmethod
     def from_field(cls, input_name: str, field: Field, input_size: Sequence[int]) -> RFRecord:
-        return cls(input_name, tuple(a.size for a in field.axes), tuple(a.stride for a in field.axes),
-                   tuple(a.padding for a in field.axes), field.is_global, field.aligned, field.notes,
-                   tuple(input_size))
+        size = tuple(input_size)
+        if field.is_global:
+            return cls(input_name, size, (), (), True, field.aligned, field.notes, size)
+        axes = field.axes
+        record = cls(input_name, tuple(a.size for a in axes), tuple(a.stride for a in axes),
+                     tuple(a.padding for a in axes), False, field.aligned, field.notes, size)
+        if not field.varies:
+            return record
+        period = tuple(a.period for a in axes)
+        return cls(record.input, record.size, record.stride, record.padding, False, field.aligned,
+                   field.notes + (f"field varies with output position (period {_period_text(period)})",), size, period,
+                   tuple(a.phases or ((-a.padding, a.size - 1 - a.padding),) for a in axes),
+                   tuple(a.cover for a in axes))
+
+    @property
+    def varies(self) -> bool:
+        """Whether the field depends on the output position beyond the shift ``u*S``."""
+        return bool(self.period)
+
+    def interval(self, axis: int, u: int) -> Phase:
+        """The exact input interval ``(start, end)`` output unit ``u`` sees along ``axis``."""
+        if self.is_global:
+            return 0, self.input_size[axis] - 1
+        stride = self.stride[axis]
+        if not self.period:
+            start = u * stride - self.padding[axis]
+            return start, start + self.size[axis] - 1
+        return AxisRF(self.size[axis], stride, self.padding[axis], self.phases[axis]).interval(u)
+
+    @property
+    def centres(self) -> tuple[tuple[Fraction | None, ...], ...]:
+        """Per axis, the centre offset of each phase's interval, ``(start_φ + end_φ)/2 - φS``
+        (one value, ``-P + (r-1)/2``, when the field does not vary): a merge is aligned when
+        its branches agree on these over the common period."""
+        if self.is_global:
+            return ()
+        if not self.period:
+            return tuple((Fraction(r - 1, 2) - p,) for r, p in zip(self.size, self.padding))
+        return tuple(tuple(None if ph is None else Fraction(ph[0] + ph[1], 2) - i * s for i, ph in enumerate(phases))
+                     for phases, s in zip(self.phases, self.stride))
+
+    def alignment_text(self) -> str:
+        """What a merge compares, for messages: ``stride 4x4, centre offset 3/2x3/2``; where the
+        field varies, each axis's centre offsets over the period as a range:
+        ``stride 4, centre offset [-1..0] (varies with position, period 2)``."""
+        if self.is_global:
+            return "global"
+        axes = []
+        for centres in self.centres:
+            present = [c for c in centres if c is not None]
+            lo, hi = min(present), max(present)
+            axes.append(_fmt(lo) if lo == hi else f"[{_fmt(lo)}..{_fmt(hi)}]")
+        text = f"stride {'x'.join(_fmt(s) for s in self.stride)}, centre offset {'x'.join(axes)}"
+        return text + f" (varies with position, period {_period_text(self.period)})" if self.period else text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"input": self.input, "size": [_num(x) for x in self.size], "stride": [_num(x) for x in self.stride],
-                "padding": [_num(x) for x in self.padding], "global": self.is_global, "aligned": self.aligned,
-                "notes": list(self.notes), "input_size": list(self.input_size)}
+        """JSON form. Global: ``input``, ``global``, ``notes``, ``input_size`` only. A varying
+        field adds ``period``, ``phases`` (per axis, ``[start, end]`` of units ``0 .. T-1``,
+        ``null`` for a unit that sees nothing) and ``cover``."""
+        if self.is_global:
+            return {"input": self.input, "global": True, "notes": list(self.notes),
+                    "input_size": list(self.input_size)}
+        d: dict[str, Any] = {"input": self.input, "size": [_num(x) for x in self.size],
+                             "stride": [_num(x) for x in self.stride], "padding": [_num(x) for x in self.padding]}
+        if self.period:
+            d["period"] = list(self.period)
+            d["phases"] = [[None if p is None else [_num(p[0]), _num(p[1])] for p in axis] for axis in self.phases]
+            d["cover"] = [_num(x) for x in self.cover]
+        d.update({"global": False, "aligned": self.aligned, "notes": list(self.notes),
+                  "input_size": list(self.input_size)})
+        return d
 
     def short(self) -> str:
-        """Table text: ``11x11 s4``, ``global`` or ``15 s1/2`` (sizes rounded up)."""
+        """Table text: ``11x11 s4``, ``global``, ``15 s1/2`` (sizes rounded up), and the period
+        when the field varies with the output position: ``5x5 s1 (period 2)``."""
         if self.is_global:
             return "global"
         if not self.size:
@@ -57,18 +139,30 @@ class RFRecord:
         strides = {_num(x) for x in self.stride}
         size_text = "x".join(str(s) for s in sizes)
         stride_text = "x".join(str(_num(x)) for x in self.stride) if len(strides) > 1 else str(strides.pop())
+        if self.period:
+            return f"{size_text} s{stride_text} (period {_period_text(self.period)})"
         return f"{size_text} s{stride_text}"
 
 
-def _num(x: Fraction | int) -> int | str:
+def _num(x: Num) -> int | str:
     """Whole numbers as ints, others as ``"1/2"`` strings (exact)."""
     if type(x) is int:
         return x
+    x = Fraction(x)
     return int(x) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
-def _ceil(x: Fraction) -> int:
-    return -(-x.numerator // x.denominator)
+def _period_text(period: tuple[int, ...]) -> str:
+    """``2`` when every axis has period 2, ``2x1`` otherwise."""
+    return str(period[0]) if len(set(period)) == 1 else "x".join(map(str, period))
+
+
+def _fmt(x: Num) -> str:
+    return str(_num(x))
+
+
+def _ceil(x: Num) -> int:
+    return -(-Fraction(x).numerator // Fraction(x).denominator)
 
 
 def spatial_inputs(graph: ModelGraph) -> list[str]:
@@ -143,7 +237,9 @@ def receptive_field(kernels: Sequence[int | Sequence[int]], strides: Sequence[in
     def axes(v: int | Sequence[int]) -> list[int]:
         return [v] * ndim if isinstance(v, int) else list(v)
 
-    field = Field(tuple(AxisRF(1, 1, 0) for _ in range(ndim)), tuple(range(2, 2 + ndim)))
+    field: Field | None = Field(tuple(AxisRF(1, 1, 0) for _ in range(ndim)), tuple(range(2, 2 + ndim)))
     for k, s, d, p in zip(kernels, strides, dilations, paddings):
+        assert field is not None  # uniform windows always see their input
         field = rfops.window(field, axes(k), axes(s), axes(p), axes(d))
+    assert field is not None
     return RFRecord.from_field("design", field, ())

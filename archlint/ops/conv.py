@@ -173,8 +173,9 @@ CONV_TRANSPOSE.flops(product_flops)
 
 @CONV_TRANSPOSE.rf
 def conv_transpose_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
-    """Fractional stride ``1/s``; each output unit gathers up to ``ceil(k_eff/s)`` input units
-    (see :func:`archlint.ops.rf.transposed_window`); the largest field is reported."""
+    """Fractional stride ``1/s``; each output unit gathers up to ``ceil(k_eff/s)`` input units,
+    a number that varies with the output position (exact per phase, see
+    :func:`archlint.ops.rf.transposed_window`)."""
     field = fields[0] if fields else None
     if field is None or field.is_global:
         return field

@@ -25,7 +25,7 @@ def _mixes_positions(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | 
         return None
     field = rf.merge(present)
     rank = len(call.in_shapes[0]) if call.in_shapes and call.in_shapes[0] is not None else None
-    if field.is_global or rank is None:
+    if field is None or field.is_global or rank is None:
         return field
     if any(d == rank - 1 for d in field.dims) or len(present) > 1:
         return rf.make_global(field, "mixes all positions")

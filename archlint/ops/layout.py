@@ -4,7 +4,6 @@ or resample positions, which the receptive-field transfer must follow."""
 from __future__ import annotations
 
 from dataclasses import replace
-from fractions import Fraction
 from typing import TypedDict
 
 from archlint.ir import Shape
@@ -54,7 +53,7 @@ def concat_shape(call: OpCall) -> list[Shape]:
 
 @CONCAT.rf
 def concat_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
-    """A merge point (like add): keep the larger field, record alignment."""
+    """A merge point (like add): the union of the inputs' fields, alignment recorded."""
     return rf.merge(fields)
 
 
@@ -90,10 +89,6 @@ RESIZE = kind("resize", "Resampling (Resize, Upsample, F.interpolate): nearest, 
               examples=("Resize", "nn.Upsample", "F.interpolate"), attrs=ResizeAttrs)
 
 
-def _resize_factors(call: OpCall, field: rf.Field) -> list[Fraction]:
-    return [Fraction(call.y[d], call.x[d]) for d in field.dims]
-
-
 @RESIZE.flops
 def resize_flops(call: OpCall, macs: int) -> int:
     """nearest: 0 (a copy); linear: ``numel(out) * 2^n`` and cubic ``numel(out) * 4^n`` for
@@ -107,12 +102,18 @@ def resize_flops(call: OpCall, macs: int) -> int:
 
 @RESIZE.rf
 def resize_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
-    """Scale ``f = out/in`` per axis: stride ``S/f`` (see :func:`archlint.ops.rf.upsample`);
-    downsampling (``f < 1``) by nearest is a strided pick (``S' = S/f``) too."""
+    """Per axis, output ``v`` reads the input units around ``x(v) = a*v + b`` given by the mode
+    and the coordinate transformation (:func:`archlint.ops.rf.resize_map`): nearest by ``f``
+    repeats each field ``f`` times (the field then varies with ``v mod f``), linear and
+    cubic join 2 and 4 neighbours; downsampling is a strided pick."""
     field = fields[0] if fields else None
     if field is None or field.is_global:
         return field
-    return rf.upsample(field, _resize_factors(call, field), call.attr("mode", "nearest"))
+    x, y = call.x, call.y
+    mode = call.attr("mode", "nearest")
+    coordinate = call.attr("coordinate_transformation_mode")
+    nearest = call.attr("nearest_mode")
+    return rf.apply(field, [rf.resize_map(x[d], y[d], mode, coordinate, nearest) for d in field.dims])
 
 
 PAD = kind("pad", "Constant, reflect or edge padding (negative pads crop).", examples=("Pad", "F.pad"),
@@ -170,7 +171,7 @@ def slice_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
         begins.append(-start)
         strides.append(steps.get(d, 1))
     out = rf.window(field, [1] * len(begins), strides, begins)
-    return out.with_note("crop offset unknown; assumed 0") if unknown else out
+    return out.with_note("crop offset unknown; assumed 0") if unknown and out is not None else out
 
 
 SPLIT = kind("split", "Split into several tensors along an axis.", examples=("Split", "torch.chunk"),
@@ -211,11 +212,13 @@ def depth_to_space_shape(call: OpCall) -> list[Shape]:
 
 @DEPTH_TO_SPACE.rf
 def depth_to_space_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
-    """Output ``u`` comes from input ``floor(u/b)``: like nearest upsampling by ``b``."""
+    """Output ``u`` (all channels) comes from input ``floor(u/b)``: nearest upsampling by ``b``
+    (period ``b``, see :func:`archlint.ops.rf.resize_map`)."""
     field = fields[0] if fields else None
     if field is None or field.is_global:
         return field
-    return rf.upsample(field, [Fraction(call.attr("blocksize"))] * len(field.axes), "nearest")
+    b = call.attr("blocksize")
+    return rf.apply(field, [rf.resize_map(1, b, "nearest", "asymmetric", "floor")] * len(field.axes))
 
 
 SPACE_TO_DEPTH = kind("space_to_depth", "SpaceToDepth / PixelUnshuffle: a grid folded into channels.",

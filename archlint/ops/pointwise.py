@@ -34,7 +34,7 @@ def _same_as_input(call: OpCall) -> list[Shape]:
 
 
 def _passthrough(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
-    """No spatial change: the field of the input (the largest, when several are merged)."""
+    """No spatial change: the field of the input (the union, when several are merged)."""
     return rf.merge(fields)
 
 
@@ -65,7 +65,7 @@ def elementwise_shape(call: OpCall) -> list[Shape]:
 
 @ELEMENTWISE.rf
 def elementwise_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
-    """A merge point: keep the larger field, record alignment (REFERENCE.md section 3)."""
+    """A merge point: the union of the inputs' fields, alignment recorded (:func:`archlint.ops.rf.merge`)."""
     return rf.merge(fields)
 
 

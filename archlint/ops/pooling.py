@@ -8,7 +8,7 @@ the output shape. Global pooling reduces every spatial axis to 1.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
+from math import gcd
 from typing import TypedDict
 
 from archlint.ir import Shape
@@ -87,22 +87,23 @@ def _adaptive_window(i: int, size: int, out: int) -> tuple[int, int]:
 @ADAPTIVE_POOL.rf
 def adaptive_pool_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
     """When ``in % out == 0`` the windows are uniform: kernel = stride = ``in/out``.
-    Otherwise the windows differ in size; the largest is used with stride ``in/out``
-    (a fraction) and a note says so. An output of 1 along every axis is global pooling."""
+    Otherwise the windows differ in size and place with period ``out/gcd(in, out)``
+    (:func:`archlint.ops.rf.adaptive_map`), tracked exactly per output position. An output
+    of 1 along every axis is global pooling."""
     field = fields[0] if fields else None
     if field is None or field.is_global:
         return field
     x, y = call.x, call.y
     if all(o == 1 for o in y[2:]):
         return rf.make_global(field)
-    kernel, stride, uneven = [], [], False
-    for size, out in zip(x[2:], y[2:]):
-        if size % out == 0:
-            kernel.append(size // out)
-            stride.append(size // out)
-        else:
-            uneven = True
-            kernel.append(max(e - b for b, e in (_adaptive_window(i, size, out) for i in range(out))))
-            stride.append(Fraction(size, out))
-    out_field = rf.window(field, kernel, stride, [0] * len(kernel))
-    return out_field.with_note("adaptive pooling windows differ in size; largest shown") if uneven else out_field
+    if all(size % out == 0 for size, out in zip(x[2:], y[2:])):
+        kernel = [size // out for size, out in zip(x[2:], y[2:])]
+        return rf.window(field, kernel, kernel, [0] * len(kernel))
+    return rf.apply(field, [_adaptive_map(size, out) if size != out else None for size, out in zip(x[2:], y[2:])])
+
+
+def _adaptive_map(size: int, out: int) -> rf.IndexMap:
+    """Output ``v`` reads :func:`_adaptive_window`; ``v + out/g`` reads it moved by ``in/g``
+    (``g = gcd(in, out)``), the formula being exact for every ``v``, not only ``0 <= v < out``."""
+    g = gcd(size, out)
+    return rf.IndexMap(out // g, size // g, lambda v: range(*_adaptive_window(v, size, out)))
