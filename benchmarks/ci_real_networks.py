@@ -396,6 +396,29 @@ def output_layer(report: Any) -> Any:
     return next(r for r in report.layers if produced in report.graph.layer(r.name).outputs)
 
 
+# Published fields at the end of the convolutional trunk (Araujo, Norris & Sim, "Computing Receptive
+# Fields of Convolutional Neural Networks", Distill 2019, table of TF-Slim networks); torchvision's
+# layers are the same up to there. (model, layer or module prefix, size, stride, padding)
+PUBLISHED_RF = [("vgg16", "features.30", 212, 32, 90), ("inception_v3", "Mixed_7c", 1311, 32, 618)]
+
+
+def published_rf_case(name: str, layer: str, size: int, stride: int, padding: int) -> Result:
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            report = archlint.analyze(build(name), input_shape=input_shape(name), lint=False)
+        rec = [r for r in report.layers if (r.name == layer or r.name.startswith(layer + ".")) and r.rf][-1].rf[0]
+        got = rec.to_dict()
+        want = {"size": [size] * 2, "stride": [stride] * 2, "padding": [padding] * 2}
+        ok = all(got[k] == v for k, v in want.items()) and not rec.is_global
+        detail = f"r {got['size'][0]}, S {got['stride'][0]}, P {got['padding'][0]}" + (
+            " = published (Distill 2019)" if ok else f" != published r {size}, S {stride}, P {padding}")
+        return Result("rf", f"{name} {layer} (published)", ok, time.perf_counter() - start, detail, {"archlint": got})
+    except Exception as exc:  # noqa: BLE001
+        return Result("rf", f"{name} {layer} (published)", False, time.perf_counter() - start, crash(exc))
+
+
 def rf_case(name: str, strip: int, width: int) -> Result:
     from tests.helpers import gradient_span
     start = time.perf_counter()
@@ -471,6 +494,77 @@ def emit(result: Result) -> None:
     print(f"{status} {result.part:5} {result.name:42} {result.seconds:7.2f}s  {result.detail}", flush=True)
 
 
+def markdown(data: dict[str, Any]) -> str:
+    """The README tables, from a ``--json`` file."""
+    rows = {"torch": ["| model | input | params | GMACs (archlint) | published GMACs | archlint = FlopCounterMode/2 |"
+                      " tracer | analyse (s) | result |", "|---|---|---|---|---|---|---|---|---|"],
+            "onnx": ["| model | exporter | params | GMACs | export (s) | analyse (s) | result |",
+                     "|---|---|---|---|---|---|---|"],
+            "rf": ["| case | archlint | gradient span / published | time (s) | result |", "|---|---|---|---|---|"]}
+    for r in data["results"]:
+        f, verdict = r["figures"], "ok" if r["ok"] else f"**FAIL**: {r['detail']}"
+        if r["part"] == "torch":
+            shape = "x".join(str(d) for d in f.get("shape", [])[2:])
+            macs = f"{f['macs'] / 1e9:.3f}" if "macs" in f else "-"
+            same = "-" if "macs" not in f else "yes" if f["macs"] == f["fcm_macs"] else "no"
+            published = f.get("published_gmacs") or "(backbone)"
+            params = f"{f['params']:,}" if "params" in f else "-"
+            rows["torch"].append(f"| {r['name']} | {shape} | {params} | {macs} | {published} | {same} | "
+                                 f"{f.get('tracer', '-')} | {f.get('analyse_s', '-')} | {verdict} |")
+        elif r["part"] == "onnx":
+            params = f"{f['params']:,}" if "params" in f else "-"
+            macs = f"{f['macs'] / 1e9:.3f}" if "macs" in f else "-"
+            rows["onnx"].append(f"| {f.get('model', r['name'])} | {f.get('exporter', '-')} | {params} | {macs} | "
+                                f"{f.get('export_s', '-')} | {f.get('analyse_s', '-')} | {verdict} |")
+        else:
+            a = f.get("archlint", {})
+            shown = "global" if a.get("global") else (
+                f"r {a['size'][0]}, S {a['stride'][0]}, P {a['padding'][0]}" if a else "-")
+            truth = ("published" if "published" in r["name"] else
+                     "sizes " + ", ".join(str(x) for x in f.get("true_sizes", [])) + " over "
+                     + str(len(f.get("units", {}))) + " phase(s)")
+            rows["rf"].append(f"| {r['name']} | {shown} | {truth} | {r['seconds']:.1f} | {verdict} |")
+    return "\n\n".join("\n".join(v) for v in rows.values() if len(v) > 2)
+
+
+def run_parts(parts: set[str], only: set[str], onnx_models: list[str], strip: int, width: int,
+              ) -> tuple[list[Result], dict[str, float]]:
+    """Run the parts in order, printing one line per case; the ONNX part reuses the PyTorch part's
+    FlopCounterMode figure when both run."""
+    results: list[Result] = []
+    part_seconds: dict[str, float] = {}
+    torch_by_name: dict[str, Result] = {}
+
+    def add(result: Result) -> None:
+        results.append(result)
+        emit(result)
+
+    if "torch" in parts:
+        t_part = time.perf_counter()
+        for name, kind in torch_names():
+            if not only or name in only:
+                add(torch_case(name, kind))
+                torch_by_name[name] = results[-1]
+        part_seconds["torch"] = time.perf_counter() - t_part
+    if "onnx" in parts:
+        t_part = time.perf_counter()
+        for name in onnx_models:
+            if not only or name in only:
+                for result in onnx_cases(name, torch_by_name.get(name)):
+                    add(result)
+        part_seconds["onnx"] = time.perf_counter() - t_part
+    if "rf" in parts:
+        t_part = time.perf_counter()
+        for name, layer, size, stride, padding in PUBLISHED_RF:
+            if not only or name in only:
+                add(published_rf_case(name, layer, size, stride, padding))
+        for name in RF_CASES:
+            if not only or name in only:
+                add(rf_case(name, strip, width))
+        part_seconds["rf"] = time.perf_counter() - t_part
+    return results, part_seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default="torch,onnx,rf", help="comma-separated: torch, onnx, rf")
@@ -481,45 +575,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every result and figure here")
     parser.add_argument("--break-conv-macs", action="store_true",
                         help="self-test: break the conv MACs formula; the check must then fail")
+    parser.add_argument("--markdown-from", type=Path, help="print the README tables of a --json file and stop")
     args = parser.parse_args(argv)
-    parts = set(args.parts.split(","))
-    only = set(filter(None, args.only.split(",")))
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.markdown_from:
+        print(markdown(json.loads(args.markdown_from.read_text())))
+        return 0
     if args.break_conv_macs:
         break_conv_macs()
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, archlint {archlint.__version__}, "
           f"{torch.get_num_threads()} threads", flush=True)
-    results: list[Result] = []
-    part_seconds: dict[str, float] = {}
-    torch_by_name: dict[str, Result] = {}
-    t_part = time.perf_counter()
-    if "torch" in parts:
-        for name, kind in torch_names():
-            if only and name not in only:
-                continue
-            result = torch_case(name, kind)
-            torch_by_name[name] = result
-            results.append(result)
-            emit(result)
-        part_seconds["torch"] = time.perf_counter() - t_part
-    if "onnx" in parts:
-        t_part = time.perf_counter()
-        for name in filter(None, args.onnx_models.split(",")):
-            if only and name not in only:
-                continue
-            for result in onnx_cases(name, torch_by_name.get(name)):
-                results.append(result)
-                emit(result)
-        part_seconds["onnx"] = time.perf_counter() - t_part
-    if "rf" in parts:
-        t_part = time.perf_counter()
-        for name in RF_CASES:
-            if only and name not in only:
-                continue
-            result = rf_case(name, args.strip, args.width)
-            results.append(result)
-            emit(result)
-        part_seconds["rf"] = time.perf_counter() - t_part
+    results, part_seconds = run_parts(set(args.parts.split(",")), set(filter(None, args.only.split(","))),
+                                      list(filter(None, args.onnx_models.split(","))), args.strip, args.width)
     failed = [r for r in results if not r.ok]
     times = ", ".join(f"{p} {s:.0f} s" for p, s in part_seconds.items())
     print(f"TOTAL {len(results) - len(failed)}/{len(results)} passed, {len(failed)} failed ({times}, "
