@@ -506,7 +506,8 @@ def markdown(data: dict[str, Any]) -> str:
                      "|---|---|---|---|---|---|---|"],
             "rf": ["| case | archlint | gradient span / published | time (s) | result |", "|---|---|---|---|---|"]}
     for r in data["results"]:
-        f, verdict = r["figures"], "ok" if r["ok"] else f"**FAIL**: {r['detail']}"
+        detail = r["detail"] if len(r["detail"]) <= 200 else r["detail"][:200] + " ..."
+        f, verdict = r["figures"], "ok" if r["ok"] else f"**FAIL**: {detail}"
         if r["part"] == "torch":
             shape = "x".join(str(d) for d in f.get("shape", [])[2:])
             macs = f"{f['macs'] / 1e9:.3f}" if "macs" in f else "-"
