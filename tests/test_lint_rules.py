@@ -190,3 +190,18 @@ def test_select_ignore_and_per_layer_ignores():
     assert any(f.code == "AL101" for f in layered)
     per_file = lint(report, from_dict({"per-file-ignores": {"resnet_small.onnx": ["AL1"]}}))
     assert not any(f.code.startswith("AL1") for f in per_file)
+
+
+def test_al202_upsampling_jitter_is_information():
+    """encoder_decoder's decoder: a ConvTranspose k2 s2 (each input unit m feeds outputs 2m and
+    2m+1) concatenated with the stride-2 encoder skip. Relative to u*S, unit 2m's field is centred
+    at 0 and unit 2m+1's at -2 (it reads the same input unit as 2m): no padding can align that
+    with the skip's constant offset 0, so AL202 reports it as info, with both branches' offsets."""
+    import archlint
+    from tests.conftest import onnx_path
+    report = archlint.analyze(onnx_path("encoder_decoder"))
+    [f] = [f for f in report.findings if f.code == "AL202"]
+    assert f.severity == "info" and f.details["resampling"] is True
+    assert "centre offset [-2..0]x[-2..0] (varies with position, period 2)" in f.details["branches"]
+    assert "centre offset 0x0" in f.details["branches"]
+    assert len(f.message) < 120

@@ -66,14 +66,27 @@ def check_unaligned_merge(rule: Rule, report: Report, opts: Any) -> Iterator[Fin
                 branches.append((t, None))
         if any(f is not None and not f.aligned for _, f in branches):
             continue
-        text = "; ".join(
-            f"'{name}': stride {'x'.join(_fmt(s) for s in f.stride)}, centre offset "
-            f"{'x'.join(_fmt(-Fraction(p) + Fraction(r - 1) / 2) for p, r in zip(f.padding, f.size))}"
-            if f else f"'{name}': input"
-            for name, f in branches)
+        text = "; ".join(f"'{name}': {f.alignment_text()}" if f else f"'{name}': input" for name, f in branches)
+        if _resampling_offsets(branches):
+            yield rule.finding(
+                f"{rec.op}: an upsampled branch's field shifts with output position (nearest/transposed "
+                f"upsampling)", rec, severity="info",
+                details={"branches": text, "resampling": True})
+            continue
         yield rule.finding(
             f"{rec.op} merges branches with different stride or centre offset; adjust padding or crop so they "
             f"agree", rec, details={"branches": text})
+
+
+def _resampling_offsets(branches: list[tuple[str, RFRecord | None]]) -> bool:
+    """True when the branches share one stride and a branch's field varies with the output
+    position (it went through nearest upsampling, which reads ``floor(u/f)``, or a strided
+    transposed conv): the centres then differ on some positions whatever the padding, as in
+    every U-Net, FPN or YOLO neck skip merge. That is reported as information, not as the
+    padding defect the rule is about."""
+    fields = [f for _, f in branches if f is not None]
+    return (len(fields) == len(branches) and any(f.varies for f in fields)
+            and all(f.stride == fields[0].stride for f in fields))
 
 
 _UNITS = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
