@@ -196,6 +196,30 @@ def test_align_corners_through_onnx(size):
     assert rec.period == ({129: 2, 97: 3}[size],)
 
 
+@pytest.mark.parametrize("size", [129, 97])
+def test_align_corners_on_the_torch_path(size):
+    """The PyTorch frontend records ``align_corners=True`` as ONNX's ``align_corners`` coordinate
+    mode: the same gradient-span check on every phase, and the same record as the export's."""
+    rec = check_every_phase(AlignCorners(size, "linear"), (1, 1, 65))
+    assert rec.period == ({129: 2, 97: 3}[size],)
+
+
+class NearestExact(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, 3, 1, 1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(self.conv(x), size=90, mode="nearest-exact"))
+
+
+def test_nearest_exact_on_the_torch_path():
+    """nearest-exact 60 -> 90 reads floor((v + 1/2)*2/3): v = 0, 1, 2 read 0, 1, 1 (period 3,
+    step 2), where plain nearest reads floor(2v/3) = 0, 0, 1: checked against the gradient span."""
+    rec = check_every_phase(NearestExact(), (1, 1, 60), onnx_path=False)
+    assert rec.period == (3,)
+
+
 class RandomChain(nn.Module):
     def __init__(self, specs):
         super().__init__()

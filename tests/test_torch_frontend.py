@@ -244,3 +244,47 @@ def test_elementwise_shortcuts_match_pytorch_shapes_and_dtypes() -> None:
     assert report.graph.tensors[report.graph.outputs[0]].dtype == "float64" == str(expected.dtype).split(".")[1]
     shapes = [r.output_shape for r in report.layers if r.op in ("operator.mul", "operator.sub", "mul", "sub")]
     assert (2, 3, 5, 7) in shapes
+
+
+def _window_sizes(shift: list[int], size: list[int], window: list[int]) -> tuple[list[int], list[int]]:
+    """torchvision's swin3d ``_get_window_and_shift_size``: mutates its list arguments."""
+    for i in range(len(size)):
+        if size[i] <= window[i]:
+            window[i] = size[i]
+            shift[i] = 0
+    return window, shift
+
+
+def _cosine_scores(q, k):
+    """swin_v2's cosine attention: ``F.normalize`` lowers to aten.linalg_vector_norm on export."""
+    import torch.nn.functional as F
+    return F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+
+
+torch.fx.wrap("_window_sizes")
+torch.fx.wrap("_cosine_scores")
+
+
+class _WrappedCalls(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        window, _ = _window_sizes([1, 1], list(x.shape[1:3]), [4, 4])
+        q = self.proj(x).flatten(1, 2)
+        return _cosine_scores(q, q) * window[0]
+
+
+def test_wrapped_functions_that_mutate_lists_and_normalize():
+    """A torch.fx.wrap'ed function that mutates its list arguments (swin3d) runs with plain lists,
+    and F.normalize's aten.linalg_vector_norm is a reduction, not an uncosted op (swin_v2).
+    x [1, 4, 4, 8]: Linear 8->8 on 16 positions: 16*8*8 = 1,024 MACs; q [1, 16, 8], q q^T:
+    16*16*8 = 2,048 MACs; total 3,072, as FlopCounterMode/2 measures."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model = _WrappedCalls().eval()
+    report = archlint.analyze(model, input_shape=(1, 4, 4, 8), lint=False)
+    assert not report.totals.partial, report.totals.uncounted_ops
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 4, 4, 8))
+    assert report.totals.macs == counter.get_total_flops() // 2 == 3_072

@@ -217,7 +217,7 @@ MODULE_OPS: tuple[ModuleOp, ...] = (
     ModuleOp(_is(*_SAME_SHAPE_IDENTITIES), _fixed("identity"), _dropout_output),
     ModuleOp(_is(nn.AlphaDropout), _fixed("identity")),
     ModuleOp(_is(nn.Flatten, nn.Unflatten), _fixed("reshape")),
-    ModuleOp(_is(nn.Upsample), lambda mod, in_rank: ("resize", {"mode": _interp_mode(mod.mode)}, [])),
+    ModuleOp(_is(nn.Upsample), lambda mod, in_rank: ("resize", resize_attrs(mod.mode, mod.align_corners), [])),
     ModuleOp(_is(nn.PixelShuffle), lambda mod, in_rank: ("depth_to_space", {"blocksize": mod.upscale_factor}, [])),
     ModuleOp(_is(nn.PixelUnshuffle),
              lambda mod, in_rank: ("space_to_depth", {"blocksize": mod.downscale_factor}, [])),
@@ -356,15 +356,35 @@ def _adaptive(args: list[Any], kwargs: dict[str, Any]) -> tuple:
     return ("global_pool" if all(s == 1 for s in sizes) else "adaptive_pool"), {}
 
 
+def resize_attrs(mode: str, align_corners: bool | None = None) -> Attrs:
+    """PyTorch's sampling grid in ONNX Resize terms: ``nearest`` reads ``floor(v*in/out)``
+    (asymmetric, floor); ``nearest-exact`` ``floor((v + 1/2)*in/out)`` (half-pixel, rounding
+    halves up); linear and cubic are half-pixel unless ``align_corners=True``."""
+    kind = _interp_mode(mode)
+    if mode == "nearest-exact":
+        return {"mode": kind, "coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_ceil"}
+    if kind == "nearest":
+        return {"mode": kind, "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    return {"mode": kind, "coordinate_transformation_mode": "align_corners" if align_corners else "half_pixel"}
+
+
 def _interpolate(args: list[Any], kwargs: dict[str, Any]) -> tuple:
+    """``F.interpolate(input, size, scale_factor, mode, align_corners, ...)``."""
     mode = _arg(args, kwargs, 3, "mode", "nearest")
     if mode == "area":
         return "adaptive_pool", {"mode": "avg"}
-    return "resize", {"mode": _interp_mode(mode)}
+    return "resize", resize_attrs(mode, _arg(args, kwargs, 4, "align_corners", None))
 
 
 def _upsample_aten(mode: str) -> Handler:
-    return lambda args, kwargs: ("resize", {"mode": mode})
+    """aten ``upsample_<mode>(input, output_size, align_corners, ...)`` for linear and cubic;
+    the nearest overloads take no ``align_corners``."""
+    def handler(args: list[Any], kwargs: dict[str, Any]) -> tuple:
+        if mode in ("nearest", "nearest-exact"):
+            return "resize", resize_attrs(mode)
+        align = _arg(args, kwargs, 2, "align_corners", False)
+        return "resize", resize_attrs(mode, align if isinstance(align, bool) else False)
+    return handler
 
 
 def _dim_attr(kind: str, key: str, pos: int, name: str = "dim", default: Any = -1) -> Handler:
@@ -377,6 +397,15 @@ def _reduce(args: list[Any], kwargs: dict[str, Any]) -> tuple:
         dim = [dim]
     keep = _arg(args, kwargs, 2, "keepdim", False)
     return "reduce", {"axes": list(dim) if dim is not None else None, "keepdims": bool(keep)}
+
+
+def _vector_norm(args: list[Any], kwargs: dict[str, Any]) -> tuple:
+    """``linalg_vector_norm(x, ord=2, dim=None, keepdim=False)``: a reduction over ``dim``."""
+    dim = _arg(args, kwargs, 2, "dim", None)
+    if isinstance(dim, int):
+        dim = [dim]
+    return "reduce", {"axes": list(dim) if dim is not None else None,
+                      "keepdims": bool(_arg(args, kwargs, 3, "keepdim", False))}
 
 
 def _transpose(args: list[Any], kwargs: dict[str, Any]) -> tuple:
@@ -470,7 +499,7 @@ _HANDLERS: dict[str, Handler] = {
     "convolution": _convolution, "_convolution": _convolution,
     "linear": _const("linear", weight_layout="out_in"), "addmm": _addmm,
     "matmul": _const("matmul"), "mm": _const("matmul"), "bmm": _const("matmul"), "baddbmm": _addmm,
-    "einsum": _einsum,
+    "einsum": _einsum, "linalg_vector_norm": _vector_norm,
     "scaled_dot_product_attention": _const("attention"),
     "_scaled_dot_product_flash_attention_for_cpu": _const("attention"),
     "_scaled_dot_product_efficient_attention": _const("attention"),
@@ -486,7 +515,7 @@ _HANDLERS: dict[str, Handler] = {
     "upsample_nearest1d": _upsample_aten("nearest"), "upsample_nearest2d": _upsample_aten("nearest"),
     "upsample_nearest3d": _upsample_aten("nearest"), "upsample_bilinear2d": _upsample_aten("linear"),
     "upsample_linear1d": _upsample_aten("linear"), "upsample_trilinear3d": _upsample_aten("linear"),
-    "upsample_bicubic2d": _upsample_aten("cubic"), "_upsample_nearest_exact2d": _upsample_aten("nearest"),
+    "upsample_bicubic2d": _upsample_aten("cubic"), "_upsample_nearest_exact2d": _upsample_aten("nearest-exact"),
     "_upsample_bicubic2d_aa": _upsample_aten("cubic"), "_upsample_bilinear2d_aa": _upsample_aten("linear"),
     "im2col": _const("reshape"), "col2im": _const("reshape"), "unfold": _const("reshape"), "fold": _const("reshape"),
     "batch_norm": _const("norm", norm="batch"), "layer_norm": _const("norm", norm="layer"),

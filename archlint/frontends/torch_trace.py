@@ -159,7 +159,13 @@ class Recorder(fx.Interpreter):
 
     def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         quick = call_output(target, args, kwargs)
-        return quick if quick is not None else super().call_function(target, args, kwargs)
+        if quick is not None:
+            return quick
+        if isinstance(target, types.FunctionType):
+            # a function kept opaque by torch.fx.wrap gets the plain lists its generated code would
+            # pass; fx's node arguments are immutable (torchvision's swin3d mutates its lists)
+            args, kwargs = _mutable(args), _mutable(kwargs)
+        return super().call_function(target, args, kwargs)
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         module = self.fetch_attr(target)
@@ -191,6 +197,17 @@ class Recorder(fx.Interpreter):
             if isinstance(v, torch.Tensor):
                 out.append(v)
         return out
+
+
+def _mutable(value: Any) -> Any:
+    """fx's immutable_list / immutable_dict (and tuples of them) as plain lists and dicts."""
+    if isinstance(value, tuple):
+        return tuple(_mutable(v) for v in value)
+    if isinstance(value, list):
+        return [_mutable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _mutable(v) for k, v in value.items()}
+    return value
 
 
 def _display_name(n: fx.Node) -> str:

@@ -19,7 +19,8 @@ class ReshapeAttrs(TypedDict, total=False):
 
 class ResizeAttrs(TypedDict, total=False):
     mode: str  # nearest, linear or cubic
-    coordinate_transformation_mode: str
+    coordinate_transformation_mode: str  # ONNX Resize's; PyTorch's grids map onto it
+    nearest_mode: str  # floor, ceil, round_prefer_floor, round_prefer_ceil
 
 
 class PadAttrs(TypedDict, total=False):
