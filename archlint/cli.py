@@ -394,5 +394,10 @@ def explain(code: str) -> None:
     click.echo(rule.docs_text())
 
 
+from archlint.fix_command import fix as _fix_command  # noqa: E402  (the command lives in its own module)
+
+main.add_command(_fix_command)
+
+
 if __name__ == "__main__":
     main()
