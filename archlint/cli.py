@@ -430,5 +430,10 @@ def clean() -> None:
         click.echo(f"removed {removed}")
 
 
+from archlint.fix_command import fix as _fix_command  # noqa: E402  (the command lives in its own module)
+
+main.add_command(_fix_command)
+
+
 if __name__ == "__main__":
     main()

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from archlint.analyses import rewrite
+from archlint.analyses.rewrite import Fix
 from archlint.errors import ArchlintError
 from archlint.measure import ConvSpec
 from archlint.report import Report
-from archlint.rules.substitution import _depthwise_separable, grouped_options
+from archlint.rules.substitution import costed_fix, grouped_fixes
 from archlint.rules.views import ConvView, conv_views
 
 GROUP_COUNTS = [2, 4, 8, 16, 32, 64]
@@ -43,19 +45,25 @@ def find_conv(report: Report, name: str) -> ConvView:
 
 
 def whatif(report: Report, name: str, measure: bool = False, use_cache: bool = True) -> list[dict[str, Any]]:
+    """The original layer, its depthwise-separable replacement and each grouped one: params,
+    MACs, bytes and estimated time of the same :class:`~archlint.analyses.rewrite.Fix` the
+    rules propose (registry formulas and traffic model over the replacement layers)."""
     v = find_conv(report, name)
     rec = v.record
     rows: list[dict[str, Any]] = [{"variant": "original", "params": rec.params, "macs": rec.macs or 0,
                                    "bytes": rec.bytes, "est_time_s": rec.est_time}]
     variants = chains(v)
+    fixes: list[tuple[str, Fix | None]] = []
     if "depthwise-separable" in variants:
-        params, macs, nbytes, parts = _depthwise_separable(v)
-        from archlint.rules.views import est_time
-        rows.append({"variant": "depthwise-separable", "params": params, "macs": macs, "bytes": nbytes,
-                     "est_time_s": est_time(report, parts)})
-    for row in grouped_options(v, report, GROUP_COUNTS) if v.groups == 1 else []:
-        rows.append({"variant": f"grouped G={row['groups']}", "params": row["params"], "macs": row["macs"],
-                     "bytes": row["bytes"], "est_time_s": row["est_time_s"]})
+        fixes.append(("depthwise-separable", costed_fix(report, rewrite.depthwise_separable, name)))
+    if v.groups == 1:
+        fixes += [(f"grouped G={f.details['groups']}", f) for f in grouped_fixes(report, name, GROUP_COUNTS)]
+    for variant, fix in fixes:
+        if fix is None or fix.after is None:
+            variants.pop(variant, None)
+            continue
+        rows.append({"variant": variant, "params": fix.after.params, "macs": fix.after.macs,
+                     "bytes": fix.after.bytes, "est_time_s": fix.after.est_time})
     base = rows[0]["est_time_s"]
     for row in rows:
         row["intensity"] = (2 * row["macs"] / row["bytes"]) if row["bytes"] else None

@@ -7,7 +7,10 @@ findings), below the rules that make them and the reporters that print them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from archlint.analyses.rewrite import Fix
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -45,7 +48,9 @@ class Saving:
 
 @dataclass
 class Finding:
-    """One rule firing on one layer (or on the whole model when ``layer`` is None)."""
+    """One rule firing on one layer (or on the whole model when ``layer`` is None). ``fix`` is
+    the rewrite the finding proposes (:class:`archlint.analyses.rewrite.Fix`), whose cost is the
+    finding's saving; None when the rule proposes none or the layer does not fit it."""
 
     code: str
     name: str
@@ -56,6 +61,7 @@ class Finding:
     saving: Saving | None = None
     details: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    fix: Fix | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"code": self.code, "name": self.name, "severity": self.severity,
@@ -66,4 +72,6 @@ class Finding:
             d["saving"] = self.saving.to_dict()
         if self.details:
             d["details"] = self.details
+        if self.fix is not None:
+            d["fix"] = self.fix.to_dict()
         return d

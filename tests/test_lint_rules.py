@@ -38,7 +38,8 @@ def test_al101_depthwise_separable_numbers():
     assert f.saving.params == (18_432, 2_336)
     assert f.saving.bytes == (172_032, 173_184)
     assert abs(f.details["ratio"] - (1 / 64 + 1 / 9)) < 1e-12
-    assert f.details["replacement"][0]["groups"] == 32 and f.details["replacement"][1]["out_channels"] == 64
+    assert f.fix.layers[0].attrs["groups"] == 32 and f.fix.tensors["0/pointwise.weight"].shape == (64, 32, 1, 1)
+    assert f.to_dict()["fix"]["layers"][0]["attrs"]["groups"] == 32 and not f.to_dict()["fix"]["safe"]
     assert "memory-bound" in f.details["caveat"] and "-87%" in f.message and len(f.message) < 120
 
 

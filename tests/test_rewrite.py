@@ -1,6 +1,6 @@
 """The Fix's after-cost comes from the registry formulas and traffic model run over the
-replacement layers; each constructor is checked against a hand derivation and against the
-hand-written formulas the rules use today (rules/substitution.py)."""
+replacement layers; each constructor is checked against a hand derivation, and the rules'
+findings carry that same Fix and take their saving from it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,19 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import archlint
+from archlint import profiles
 from archlint.analyses import rewrite
-from archlint.rules.base import Rule
-from archlint.rules.substitution import _depthwise_separable, check_large_kernel, grouped_options
-from archlint.rules.views import conv_views, est_time
+from archlint.analyses.roofline import roofline_time
+from archlint.config import Config
+from archlint.rules.substitution import AL103, LargeKernelOptions, check_large_kernel
+from archlint.rules.views import conv_views
+
+
+def est_time(report, parts):  # type: ignore[no-untyped-def]
+    """Roofline time of layers given as ``(flops, bytes, class, input channels per group)``,
+    each summed from the roofline formula (an independent account of the traffic model)."""
+    profile = report.profile or profiles.load(None)
+    return sum(roofline_time(f, b, profile, "fp32", c, g) for f, b, c, g in parts)
 
 
 def conv_model(ci: int = 32, co: int = 64, k: int = 3, stride: int = 1, size: int = 16, bias: bool = True,
@@ -48,17 +57,23 @@ def _setup(**kw):  # type: ignore[no-untyped-def]
 
 def test_depthwise_separable_cost():
     """Conv 32->64 3x3, bias, on 16x16 (P = 256 positions): params 32*9 + 32*64 + 64 = 2,400;
-    MACs 256*(32*9 + 32*64) = 598,016; FLOPs 2*MACs + 64*256 (bias) = 1,212,416. The rule's
-    hand formulas (_depthwise_separable) give the same params, MACs, traffic and time."""
+    MACs 256*(32*9 + 32*64) = 598,016; FLOPs 2*MACs + 64*256 (bias) = 1,212,416. Traffic (fp32):
+    depthwise reads x (8,192) and 288 weights and writes the 8,192-element map; pointwise reads
+    it, 2,048 + 64 weights and writes y (16,384): 43,360 elements = 173,440 bytes. Time: the
+    roofline of each layer (depthwise class, then dense). The AL101 finding carries this Fix."""
     report, graph, layer = _setup()
     fix = rewrite.depthwise_separable(graph, layer).compute_cost(graph, report.profile, "fp32")
-    assert fix.after == rewrite.Cost(2400, 598016, 1212416, fix.after.bytes, fix.after.est_time)
+    assert fix.after == rewrite.Cost(2400, 598016, 1212416, 173440, fix.after.est_time)
     assert fix.before.params == 32 * 64 * 9 + 64 and fix.before.macs == 256 * 32 * 64 * 9
-    v = next(conv_views(report))
-    params, macs, traffic, parts = _depthwise_separable(v)
-    assert (params, macs, traffic) == (fix.after.params, fix.after.macs, fix.after.bytes)
+    dw_macs, pw_macs = 256 * 32 * 9, 256 * 32 * 64
+    parts = [(2 * dw_macs, (8192 + 288 + 8192) * 4, "depthwise", 1),
+             (2 * pw_macs + 64 * 256, (8192 + 2048 + 64 + 16384) * 4, "dense", 32)]
     assert fix.after.est_time == pytest.approx(est_time(report, parts), rel=1e-12)
     assert fix.before.est_time == pytest.approx(report.layer("conv").est_time, rel=1e-12)
+    cfg = Config(select=["AL101"], rule_options={"AL101": {"min-time-saving": 0.0}})
+    finding = next(f for f in archlint.analyze(conv_model(), lint=cfg).findings if f.code == "AL101")
+    assert finding.fix is not None and finding.fix.after == fix.after
+    assert finding.saving.macs == (fix.before.macs, 598016) and finding.saving.params == (18496, 2400)
     assert not fix.safe and fix.code == "AL101"
     assert fix.tensors["conv/depthwise.weight"].shape == (32, 1, 3, 3)
     assert fix.tensors["conv/depthwise_output"].shape == (1, 32, 16, 16)
@@ -66,29 +81,31 @@ def test_depthwise_separable_cost():
 
 @pytest.mark.parametrize("groups", [2, 4, 8])
 def test_grouped_cost(groups):
-    """G groups: params 64*32*9/G + 64, MACs 256*64*(32/G)*9; equal to the rule's grouped_options row."""
+    """G groups: params 64*32*9/G + 64, MACs 256*64*(32/G)*9; traffic x + y + weights =
+    (8,192 + 16,384 + params) * 4 bytes (activations do not shrink with G: ShuffleNet V2)."""
     report, graph, layer = _setup()
     fix = rewrite.grouped(graph, layer, groups).compute_cost(graph, report.profile, "fp32")
     assert fix.after.params == 64 * 32 * 9 // groups + 64
     assert fix.after.macs == 256 * 64 * (32 // groups) * 9
-    row = next(r for r in grouped_options(next(conv_views(report)), report, [groups]))
-    assert (row["params"], row["macs"], row["bytes"]) == (fix.after.params, fix.after.macs, fix.after.bytes)
-    assert row["est_time_s"] == pytest.approx(fix.after.est_time, rel=1e-12)
+    assert fix.after.bytes == (8192 + 16384 + fix.after.params) * 4
+    flops = 2 * fix.after.macs + 64 * 256
+    assert fix.after.est_time == pytest.approx(est_time(report, [(flops, fix.after.bytes, "grouped", 32 // groups)]),
+                                               rel=1e-12)
     with pytest.raises(rewrite.NotApplicable, match="do not divide"):
         rewrite.grouped(graph, layer, 3)
 
 
 def test_stacked_3x3_cost():
     """5x5 conv 32->32, pad 2, no bias, on 32x32 (P = 1,024) -> two 3x3 convs (pad 1 each): params
-    2*9*32*32 = 18,432; MACs 1024*2*9*32*32 = 18,874,368: the rule's saving (check_large_kernel).
-    (With a bias, the rule's hand-written time leaves out the bias adds and bias bytes that the
-    registry's formulas count, about 0.15% here: one more reason for one description.)"""
+    2*9*32*32 = 18,432; MACs 1024*2*9*32*32 = 18,874,368: the rule's saving (check_large_kernel
+    carries this Fix). (With a bias, the rule's former hand-written time left out the bias adds
+    and bias bytes that the registry's formulas count, about 0.15%; the rule now uses the Fix.)"""
     report, graph, layer = _setup(k=5, co=32, size=32, bias=False)
     fix = rewrite.stacked_3x3(graph, layer).compute_cost(graph, report.profile, "fp32")
     assert (fix.after.params, fix.after.macs) == (18432, 18874368)
     assert [la.attrs["pads"] for la in fix.layers] == [[1, 1, 1, 1], [1, 1, 1, 1]]
-    rule = Rule("AL103", "large-kernel", "info", "", "", check_large_kernel)
-    finding = next(iter(check_large_kernel(rule, report, {"min-kernel": 5, "min-time-saving": 0.0})))
+    finding = next(iter(check_large_kernel(AL103, report, LargeKernelOptions(min_kernel=5, min_time_saving=0.0))))
+    assert finding.fix is not None and finding.fix.code == "AL103"
     assert finding.saving.params[1] == fix.after.params and finding.saving.macs[1] == fix.after.macs
     assert finding.saving.bytes[1] == fix.after.bytes
     assert finding.saving.time[1] == pytest.approx(fix.after.est_time, rel=1e-12)
@@ -135,35 +152,35 @@ def test_constructors_refuse_what_does_not_fit():
         rewrite.pool_then_pointwise(graph, layer)
 
 
+BUILT = {"conv3x3": dict(ci=64, co=64), "conv5x5": dict(ci=64, co=64, k=5, size=32)}
+
+
 @pytest.mark.parametrize("name", ["plain_cnn", "resnet_small", "mobilenet_v2_small", "resnext_small",
-                                  "dilated_stack", "encoder_decoder"])
-def test_fix_costs_equal_the_rules_formulas_on_the_fixtures(name):
-    """On every conv of the fixture exports where the rule formulas apply: AL101's and AL102's
-    hand-written params, MACs, traffic and time equal the Fix's registry-derived after-cost.
-    One disagreement, found by this test: with G = Ci the rule times the conv as "grouped",
-    while the registry classes it "depthwise" (groups == input channels), as the report does;
-    there the Fix's time is the roofline of the rule's FLOPs and bytes in the depthwise class."""
+                                  "dilated_stack", "encoder_decoder", *BUILT])
+def test_findings_carry_their_fix_on_the_fixtures(name):
+    """On every fixture export, each AL101/AL102/AL103 finding carries a Fix of its layer and its
+    saving is that Fix's cost, whose after-MACs equal the structure's formula: AL101
+    ``P*Ci*(K^2 + Co)``, AL102 ``MACs/G`` with the finding's recommended G. (Before the Fix, the
+    rule timed G = Ci as "grouped" while the registry classes it "depthwise", as the report does.)"""
     from tests.conftest import onnx_path
-    report = archlint.analyze(onnx_path(name), lint=False)
-    graph = report.graph
+    cfg = Config(select=["AL101", "AL102", "AL103"],
+                 rule_options={"AL101": {"min-time-saving": 0.0}, "AL102": {"min-time-saving": 0.0}})
+    report = archlint.analyze(conv_model(**BUILT[name]) if name in BUILT else onnx_path(name), lint=cfg)
+    views = {v.name: v for v in conv_views(report)}
     checked = 0
-    for v in conv_views(report):
-        layer = graph.layer(v.name)
-        if v.groups == 1 and max(v.kernel) > 1:
-            fix = rewrite.depthwise_separable(graph, layer).compute_cost(graph, report.profile, "fp32")
-            params, macs, traffic, parts = _depthwise_separable(v)
-            assert (params, macs, traffic) == (fix.after.params, fix.after.macs, fix.after.bytes), v.name
-            assert fix.after.est_time == pytest.approx(est_time(report, parts), rel=1e-12)
-            checked += 1
-        if v.groups == 1:
-            for row in grouped_options(v, report, [2, 4, 8]):
-                fix = rewrite.grouped(graph, layer, row["groups"]).compute_cost(graph, report.profile, "fp32")
-                assert (row["params"], row["macs"], row["bytes"]) == (fix.after.params, fix.after.macs,
-                                                                      fix.after.bytes), v.name
-                expected = row["est_time_s"]
-                if row["groups"] == v.ci:
-                    flops = 2 * row["macs"] + (v.out_elements if v.has_bias else 0)
-                    expected = est_time(report, [(flops, row["bytes"], "depthwise", 1)])
-                assert fix.after.est_time == pytest.approx(expected, rel=1e-12)
-                checked += 1
-    assert checked >= 3
+    for f in report.findings:
+        if f.code not in ("AL101", "AL102", "AL103"):
+            continue
+        v = views[f.layer]
+        assert f.fix is not None and f.fix.replaces == [f.layer] and f.fix.code == f.code
+        b, a = f.fix.before, f.fix.after
+        assert (f.saving.params, f.saving.macs, f.saving.bytes, f.saving.time) == (
+            (b.params, a.params), (b.macs, a.macs), (b.bytes, a.bytes), (b.est_time, a.est_time))
+        if f.code == "AL101":
+            assert a.macs == v.out_positions * v.ci * (v.k_area + v.co)
+        if f.code == "AL102":
+            g = f.details["recommended_groups"]
+            assert a.macs == (v.record.macs or 0) // g and f.fix.details["groups"] == g
+        checked += 1
+    if name in BUILT:  # the small fixtures have no finding whose estimated time drops
+        assert checked >= 2, [f.code for f in report.findings]

@@ -190,11 +190,30 @@ def _conv(graph: ModelGraph, layer: Layer) -> _Conv:
                  int(attrs.get("groups", 1) or 1), bias, info.dtype if info else None)
 
 
+def _readers(graph: ModelGraph) -> dict[str, list[str]]:
+    """Tensor name -> the layers reading it, built once per graph (rules ask for every conv)."""
+    key = len(graph.layers_as_added())
+    cached = getattr(graph, "_archlint_readers", None)
+    if cached is None or cached[0] != key:
+        index: dict[str, list[str]] = {}
+        for la in graph.layers_as_added():
+            for t in dict.fromkeys(la.inputs):
+                index.setdefault(t, []).append(la.name)
+        cached = (key, index)
+        try:
+            graph._archlint_readers = cached  # type: ignore[attr-defined]
+        except AttributeError:  # a graph with __slots__: rebuilt on each call
+            pass
+    return cached[1]
+
+
 def _not_shared(graph: ModelGraph, layer: Layer) -> None:
     """A weight read by another layer cannot be rewritten for this one alone."""
-    for other in graph.layers_as_added():
-        if other is not layer and any(w in other.inputs for w in layer.weights):
-            raise NotApplicable(f"'{layer.name}': its weights are shared with '{other.name}'")
+    readers = _readers(graph)
+    for w in layer.weights:
+        for other in readers.get(w, ()):
+            if other != layer.name:
+                raise NotApplicable(f"'{layer.name}': its weights are shared with '{other}'")
 
 
 def _conv_layer(name: str, op: str, x: str, w: str, bias: str | None, y: str, kernel: tuple[int, ...],

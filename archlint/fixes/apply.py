@@ -79,8 +79,9 @@ class Applied:
 
 def fixes_from_report(report: Report, select: Sequence[str] | None = None,
                       layers: str | Sequence[str] | None = None) -> tuple[list[Fix], list[tuple[str, str, str]]]:
-    """The fixes of ``report.findings`` (costed on the report's profile and dtype) and the
-    findings that have none, as ``(code, layer, reason)``."""
+    """The fixes of ``report.findings`` (the one each finding carries, built and costed by its
+    rule; for a finding without one, built here and costed on the report's profile and dtype)
+    and the findings that have none, as ``(code, layer, reason)``."""
     graph = report.graph
     if graph is None:
         raise ArchlintError("the report holds no graph to rewrite")
@@ -88,6 +89,9 @@ def fixes_from_report(report: Report, select: Sequence[str] | None = None,
     for finding in report.findings:
         code, name = finding.code, finding.layer
         if code not in CONSTRUCTORS or name is None or not _selected(code, name, select, layers):
+            continue
+        if finding.fix is not None:  # the rule built and costed it
+            fixes.append(finding.fix)
             continue
         try:
             fix = CONSTRUCTORS[code](graph, name, finding)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from archlint.analyses import rewrite
 from archlint.ops import registry
 from archlint.ops.conv import resolve_pads
 from archlint.ops.registry import OpCall
@@ -67,8 +68,21 @@ def check_strided_pointwise(rule: Rule, report: Report, opts: Any) -> Iterator[F
         stride = "x".join(map(str, v.stride))
         yield rule.finding(
             f"1x1 conv with stride {stride} discards {kept - 1}/{kept} of its input; use AvgPool (stride {stride}) "
-            f"+ 1x1 conv stride 1 (ResNet-D)", v,
+            f"+ 1x1 conv stride 1 (ResNet-D)", v, fix=_fix(report, lambda g, name=v.name: rewrite.pool_then_pointwise(
+                g, g.layer(name))),
             details={"discarded_share": (kept - 1) / kept})
+
+
+def _fix(report: Report, build: Any) -> rewrite.Fix | None:
+    """The finding's Fix costed on the report's profile and dtype, or None when it does not fit."""
+    graph = report.graph
+    if graph is None:
+        return None
+    try:
+        fix: rewrite.Fix = build(graph)
+        return fix.compute_cost(graph, report.profile, report.model.dtype or "fp32")
+    except rewrite.NotApplicable:
+        return None
 
 
 def check_bias_before_bn(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
@@ -91,9 +105,17 @@ def check_bias_before_bn(rule: Rule, report: Report, opts: Any) -> Iterator[Find
             continue
         wasted = bias_shape[0] if bias_shape else 0
         params_b = rec.params
+        fix = _fix(report, lambda g, la=layer, bn=nxt: rewrite.drop_bias_into_batchnorm(g, la, bn))
+        saving = Saving((params_b, params_b - wasted), (rec.macs or 0, rec.macs or 0), (0, 0))
+        if fix is not None and fix.before is not None and fix.after is not None:
+            # the fix's cost covers the layer and its BatchNorm: the saving is its difference on this layer
+            b, a = fix.before, fix.after
+            saving = Saving((params_b, params_b - (b.params - a.params)), (rec.macs or 0, rec.macs or 0),
+                            (rec.bytes, rec.bytes - (b.bytes - a.bytes)),
+                            (rec.est_time, rec.est_time - (b.est_time - a.est_time)))
         yield rule.finding(
             f"{rec.op} bias ({wasted} params) is cancelled by the {nxt.op} that follows; use bias=False", rec,
-            saving=Saving((params_b, params_b - wasted), (rec.macs or 0, rec.macs or 0), (0, 0)))
+            saving=saving, fix=fix)
 
 
 def check_channel_alignment(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:

@@ -1,18 +1,24 @@
 """AL1xx substitution rules: a cheaper layer with the same output shape and receptive field.
 
-Each finding names the replacement's exact shapes and carries the saving (params, MACs,
-memory traffic before and after), with the caveat that MACs are not latency.
+Each finding carries its :class:`~archlint.analyses.rewrite.Fix` (the replacement layers'
+exact kinds, attributes and shapes) and the saving is that fix's cost before and after
+(params, MACs, memory traffic, estimated time: the registry formulas and traffic model run
+over the replacement layers), with the caveat that MACs are not latency.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from archlint.analyses import rewrite
+from archlint.analyses.rewrite import Fix, NotApplicable
+from archlint.ir import Layer, ModelGraph
 from archlint.report import Report
 from archlint.rules.base import Finding, Rule, Saving, option
-from archlint.rules.views import ConvView, conv_views, est_time, human, human_time
+from archlint.rules.views import conv_views, human, human_time
 
 
 def _judge(rule: Rule, report: Report, opts: Any, macs: tuple[int, int],
@@ -51,124 +57,98 @@ GROUPED_CAVEAT = ("activation traffic does not shrink with G (ShuffleNet V2, gui
                   "exchange information")
 
 
-def _depthwise_separable(v: ConvView) -> tuple[int, int, int, list[tuple[float, float, str, int]]]:
-    """Depthwise KxK (Ci, stride s) + pointwise 1x1 Ci->Co on the output grid:
-    MACs ``P*Ci*K^2 + P*Ci*Co`` for ``P`` output positions, params ``Ci*K^2 + Ci*Co (+Co)``,
-    traffic with the ``P*Ci`` intermediate written and read once."""
-    mid = v.out_positions * v.ci
-    dw_macs = mid * v.k_area
-    pw_macs = v.out_positions * v.ci * v.co
-    bias = v.co if v.has_bias else 0
-    params = v.ci * v.k_area + v.ci * v.co + bias
-    traffic = v.traffic(params, intermediates=mid)
-    e = v.elem_bytes
-    parts: list[tuple[float, float, str, int]] = [
-        (2 * dw_macs, (v.in_elements + mid + v.ci * v.k_area) * e, "depthwise", 1),
-        (2 * pw_macs + (v.out_elements if bias else 0), (mid + v.out_elements + v.ci * v.co + bias) * e, "dense", v.ci)]
-    return params, dw_macs + pw_macs, traffic, parts
+def costed_fix(report: Report, build: Callable[[ModelGraph, Layer], Fix], name: str) -> Fix | None:
+    """The layer's :class:`Fix`, costed by the registry formulas and traffic model on the
+    report's profile and dtype; None when the layer does not fit the change."""
+    graph = report.graph
+    if graph is None:
+        return None
+    try:
+        return build(graph, graph.layer(name)).compute_cost(graph, report.profile, report.model.dtype or "fp32")
+    except NotApplicable:
+        return None
+
+
+def _saving(fix: Fix) -> Saving:
+    """A finding's saving is its fix's cost before and after (one description of a change)."""
+    b, a = fix.before, fix.after
+    assert b is not None and a is not None
+    return Saving((b.params, a.params), (b.macs, a.macs), (b.bytes, a.bytes), (b.est_time, a.est_time))
 
 
 def check_depthwise_separable(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
     for v in conv_views(report):
         if v.groups != 1 or max(v.kernel) <= 1 or v.ci < opts.min_channels or v.co < opts.min_channels:
             continue
-        params_b, macs_b = v.record.params, v.record.macs or 0
-        params_a, macs_a, bytes_a, parts = _depthwise_separable(v)
-        if macs_b == 0 or 1 - macs_a / macs_b < opts.min_reduction:
+        fix = costed_fix(report, rewrite.depthwise_separable, v.name)
+        if fix is None:
             continue
-        bytes_b = v.traffic(params_b + v.record.shared_params)
-        time = (v.record.est_time, est_time(report, parts))
-        severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, macs_a), time)
+        saving = _saving(fix)
+        macs, time = saving.macs, saving.time
+        assert time is not None
+        if macs[0] == 0 or 1 - macs[1] / macs[0] < opts.min_reduction:
+            continue
+        severity, prefix, downgraded = _judge(rule, report, opts, macs, time)
         if severity is None:
             continue
         ratio = 1 / v.co + 1 / v.k_area
         k = v.kernel_text()
-        message = _message(prefix, f"{k} conv {v.ci}->{v.co} -> depthwise {k} + pointwise 1x1", (macs_b, macs_a), time)
-        yield rule.finding(message, v, severity=severity,
-                           saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a), time),
-                           details={"replacement": [
-                               {"op": "conv", "kernel": list(v.kernel), "in_channels": v.ci, "out_channels": v.ci,
-                                "groups": v.ci, "stride": list(v.stride)},
-                               {"op": "conv", "kernel": [1] * len(v.kernel), "in_channels": v.ci,
-                                "out_channels": v.co, "groups": 1, "stride": [1] * len(v.kernel)}],
-                               "ratio": ratio, "downgraded": downgraded, "caveat": DEPTHWISE_CAVEAT,
-                               "traffic": {"before": bytes_b, "after": bytes_a}, **_estimate(report)})
+        message = _message(prefix, f"{k} conv {v.ci}->{v.co} -> depthwise {k} + pointwise 1x1", macs, time)
+        yield rule.finding(message, v, severity=severity, saving=saving, fix=fix,
+                           details={"ratio": ratio, "downgraded": downgraded, "caveat": DEPTHWISE_CAVEAT,
+                                    **_estimate(report)})
 
 
-def grouped_options(v: ConvView, report: Report, counts: list[int]) -> list[dict[str, Any]]:
-    """For each G dividing both channel counts: params, MACs, bytes and estimated time."""
-    weights = v.co * v.ci * v.k_area
-    bias = v.co if v.has_bias else 0
-    macs_b = v.record.macs or 0
-    rows = []
-    for g in counts:
-        if v.ci % g or v.co % g:
-            continue
-        params = weights // g + bias
-        nbytes = v.traffic(params)
-        flops = 2 * (macs_b // g) + (v.out_elements if bias else 0)
-        rows.append({"groups": g, "params": params, "macs": macs_b // g, "bytes": nbytes,
-                     "est_time_s": est_time(report, [(flops, nbytes, "grouped", v.ci // g)])})
-    return rows
+def grouped_fixes(report: Report, name: str, counts: list[int]) -> list[Fix]:
+    """For each G in ``counts`` dividing both channel counts, the grouped conv's costed Fix."""
+    return [fix for g in counts if (fix := costed_fix(report, functools.partial(rewrite.grouped, groups=g), name))]
 
 
 def check_grouped(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
     for v in conv_views(report):
         if v.groups != 1 or max(v.kernel) <= 1 or min(v.ci, v.co) < opts.min_channels:
             continue
-        rows = grouped_options(v, report, opts.group_counts)
-        if not rows:
+        fixes = grouped_fixes(report, v.name, opts.group_counts)
+        if not fixes:
             continue
-        params_b, macs_b = v.record.params, v.record.macs or 0
-        bytes_b = v.traffic(params_b + v.record.shared_params)
-        best = min(rows, key=lambda r: r["est_time_s"])
-        time = (v.record.est_time, best["est_time_s"])
-        severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, best["macs"]), time)
+        best = min(fixes, key=lambda f: f.after.est_time if f.after else float("inf"))
+        saving = _saving(best)
+        assert saving.time is not None
+        severity, prefix, downgraded = _judge(rule, report, opts, saving.macs, saving.time)
         if severity is None:
             continue
-        message = _message(prefix, f"{v.kernel_text()} conv {v.ci}->{v.co} -> grouped conv, G={best['groups']}",
-                           (macs_b, best["macs"]), time)
-        yield rule.finding(message, v, severity=severity,
-                           saving=Saving((params_b, best["params"]), (macs_b, best["macs"]), (bytes_b, best["bytes"]),
-                                         time), details={"recommended_groups": best["groups"], "options": rows,
-                                                   "downgraded": downgraded, "caveat": GROUPED_CAVEAT,
-                                                   **_estimate(report)})
+        groups = best.details["groups"]
+        message = _message(prefix, f"{v.kernel_text()} conv {v.ci}->{v.co} -> grouped conv, G={groups}",
+                           saving.macs, saving.time)
+        rows = [{"groups": f.details["groups"], **(f.after.to_dict() if f.after else {})} for f in fixes]
+        yield rule.finding(message, v, severity=severity, saving=saving, fix=best,
+                           details={"recommended_groups": groups, "options": rows, "downgraded": downgraded,
+                                    "caveat": GROUPED_CAVEAT, **_estimate(report)})
 
 
 def check_large_kernel(rule: Rule, report: Report, opts: Any) -> Iterator[Finding]:
     """K x K (odd K >= 5, stride 1, no dilation) -> (K-1)/2 stacked 3x3 convs: field
-    ``1 + 2 * (K-1)/2 = K`` unchanged. First 3x3 Ci->Co, the rest Co->Co, same groups."""
+    ``1 + 2 * (K-1)/2 = K`` unchanged (the Fix, :func:`archlint.analyses.rewrite.stacked_3x3`)."""
     for v in conv_views(report):
         k = v.kernel
         if len(set(k)) != 1 or k[0] < opts.min_kernel or k[0] % 2 == 0 or any(s != 1 for s in v.stride) \
                 or any(d != 1 for d in v.dilation):
             continue
-        n = (k[0] - 1) // 2
-        nd = len(k)
-        tap = 3 ** nd
-        g = v.groups
-        first, rest = tap * v.ci * v.co // g, tap * v.co * v.co // g
-        params_a = first + (n - 1) * rest + (n * v.co if v.has_bias else 0)
-        macs_a = v.out_positions * (first + (n - 1) * rest)
-        params_b, macs_b = v.record.params, v.record.macs or 0
-        if macs_a >= macs_b:
+        fix = costed_fix(report, rewrite.stacked_3x3, v.name)
+        if fix is None:
             continue
-        bytes_b = v.traffic(params_b)
-        bytes_a = v.traffic(params_a, intermediates=(n - 1) * v.out_elements)
-        e = v.elem_bytes
-        cls = v.conv_class
-        parts = [(2 * v.out_positions * first, (v.in_elements + v.out_elements + first) * e, cls, v.ci // g)] + \
-            [(2 * v.out_positions * rest, (2 * v.out_elements + rest) * e, cls, v.co // g)] * (n - 1)
-        time = (v.record.est_time, est_time(report, parts))
-        severity, prefix, downgraded = _judge(rule, report, opts, (macs_b, macs_a), time)
+        saving = _saving(fix)
+        assert saving.time is not None
+        if saving.macs[1] >= saving.macs[0]:
+            continue
+        severity, prefix, downgraded = _judge(rule, report, opts, saving.macs, saving.time)
         if severity is None:
             continue
+        n = fix.details["stacked_3x3"]
         message = _message(prefix, f"{v.kernel_text()} conv {v.ci}->{v.co} -> {n} stacked 3x3 convs (same field)",
-                           (macs_b, macs_a), time)
-        yield rule.finding(message, v, severity=severity,
-                           saving=Saving((params_b, params_a), (macs_b, macs_a), (bytes_b, bytes_a), time),
+                           saving.macs, saving.time)
+        yield rule.finding(message, v, severity=severity, saving=saving, fix=fix,
                            details={"stacked_3x3": n, "downgraded": downgraded, **_estimate(report)})
-
 
 
 MIN_TIME_SAVING = "share of estimated time a replacement must save to keep the rule's severity (below it: info)"

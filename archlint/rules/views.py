@@ -1,4 +1,5 @@
-"""Read-only views of analysed layers that rules need: conv geometry and memory traffic."""
+"""Read-only views of analysed layers that rules need: conv geometry (costs of proposed
+changes come from :mod:`archlint.analyses.rewrite`, not from here)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from archlint.dtypes import element_bytes
 from archlint.ops import registry
 from archlint.ops.conv import conv_class, resolve_pads
 from archlint.ops.registry import OpCall
@@ -32,7 +32,6 @@ class ConvView:
     in_spatial: tuple[int, ...]
     out_spatial: tuple[int, ...]
     has_bias: bool
-    elem_bytes: int
 
     @property
     def name(self) -> str:
@@ -66,16 +65,11 @@ class ConvView:
     def kernel_text(self) -> str:
         return "x".join(str(k) for k in self.kernel)
 
-    def traffic(self, weights: int, intermediates: int = 0) -> int:
-        """Bytes moved: input + output activations + weights, plus every intermediate tensor
-        written and read back once (``hw(c1 + c2) + weights``, ShuffleNet V2)."""
-        return (self.in_elements + self.out_elements + weights + 2 * intermediates) * self.elem_bytes
-
 
 def conv_views(report: Report) -> Iterator[ConvView]:
     """The report's conv layers as :class:`ConvView`s; built once per report (several
     rules walk them)."""
-    key = (id(report.layers), len(report.layers), report.model.dtype)
+    key = (id(report.layers), len(report.layers))
     cached = report.__dict__.get("_conv_views")
     if cached is None or cached[0] != key:
         cached = (key, list(_build_conv_views(report)))
@@ -102,18 +96,7 @@ def _build_conv_views(report: Report) -> Iterator[ConvView]:
         yield ConvView(rec, x[0], x[1], w[0], tuple(attrs.get("kernel") or w[2:]),
                        tuple(attrs.get("stride") or [1] * nd), tuple(attrs.get("dilation") or [1] * nd),
                        tuple(begins), tuple(ends), int(attrs.get("groups", 1)), tuple(x[2:]), tuple(y[2:]),
-                       len(layer.inputs) > 2 and bool(layer.inputs[2]),
-                       element_bytes(report.model.dtype or "fp32"))
-
-
-def est_time(report: Report, parts: list[tuple[float, float, str, int]]) -> float:
-    """Roofline time of a hypothetical sequence of layers ``(flops, bytes, class, input
-    channels per group)`` on the report's device profile and dtype."""
-    from archlint import profiles
-    from archlint.analyses.roofline import roofline_time
-    profile = report.profile or profiles.load(None)
-    dtype = report.model.dtype or "fp32"
-    return sum(roofline_time(f, b, profile, dtype, c, g) for f, b, c, g in parts)
+                       len(layer.inputs) > 2 and bool(layer.inputs[2]))
 
 
 def human(n: float) -> str:
