@@ -34,8 +34,8 @@ def _axes(node: onnx.NodeProto, ins: list[np.ndarray]) -> list[int] | None:
 
 
 def _unsqueeze(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
-    x = ins[0]
-    axes = sorted(a % (x.ndim + len(_axes(node, ins))) for a in _axes(node, ins))
+    x, given = ins[0], _axes(node, ins) or []
+    axes = sorted(a % (x.ndim + len(given)) for a in given)
     for a in axes:
         x = np.expand_dims(x, a)
     return x
