@@ -166,3 +166,38 @@ def test_unknown_domain_is_listed_not_costed():
     assert report.layer("foo").macs is None
     assert report.totals.uncounted_ops
 
+
+
+def _fixture(name):
+    from tests.conftest import ONNX_DIR
+    return ONNX_DIR / f"quant_cnn.{name}.onnx"
+
+
+@pytest.mark.parametrize("fmt", ["qoperator", "qdq"])
+def test_quantized_models_cost_as_the_float_model(fmt):
+    """fixtures/quantized.py quantizes one float CNN with onnxruntime's quantize_static in
+    QOperator (QLinearConv, QLinearAdd, QLinearGlobalAveragePool, QGemm) and QDQ format. Both
+    give the float model's figures, derived by hand for input [1,8,16,16]:
+    conv1 8->16 3x3: 16*16*16*8*9 = 294,912 MACs, 1,152 + 16 params; conv2 16->16 3x3:
+    589,824 MACs, 2,304 + 16; conv_skip 8->16 1x1: 32,768 MACs, 128 + 16; Gemm 16->10: 160 MACs,
+    160 + 10. Totals: 917,664 MACs, 3,802 params, nothing left uncosted. FLOPs are the float
+    model's less its Relu's 16*16*16 = 4,096: the quantizer folds the Relu into conv1's output
+    range in both formats."""
+    float_report = archlint.analyze(_fixture("float"), lint=False)
+    report = archlint.analyze(_fixture(fmt), lint=False)
+    assert (float_report.totals.macs, float_report.totals.params) == (917_664, 3_802)
+    assert (report.totals.macs, report.totals.params, report.totals.flops) == \
+        (float_report.totals.macs, float_report.totals.params, float_report.totals.flops - 4_096)
+    assert not report.totals.uncounted_ops
+    costed = sorted(layer.macs for layer in report.layers if layer.macs)
+    assert costed == [160, 32_768, 294_912, 589_824]
+
+
+def test_quantized_output_shape_matches_onnxruntime():
+    """The QOperator model's output shape (through contrib ops onnx cannot infer) is the one
+    onnxruntime produces."""
+    ort = pytest.importorskip("onnxruntime")
+    sess = ort.InferenceSession(str(_fixture("qoperator")), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {"x": np.zeros((1, 8, 16, 16), np.float32)})
+    report = archlint.analyze(_fixture("qoperator"), lint=False)
+    assert report.layer("fc_quant").output_shape == y.shape == (1, 10)

@@ -46,7 +46,8 @@ class OnnxOp:
     the kind's formulas read no attribute. ``quantized``: integer tensors in a weight or data
     role are parameters too (quantized weights). ``promote``: ``(kind, position)``: the kind
     the layer takes when the input at ``position`` is a parameter (a MatMul by a weight is a
-    linear layer), that input then filling the weight slot."""
+    linear layer), that input then filling the weight slot. ``standard``: for a contrib op, the
+    standard op of the same output shape, which onnx's shape inference knows."""
 
     kind: str
     roles: tuple[str, ...] = ("data",)
@@ -54,6 +55,7 @@ class OnnxOp:
     normalise: Normaliser | None = None
     quantized: bool = False
     promote: tuple[str, int] | None = None
+    standard: str | None = None
     _orders: dict[tuple[str, bool], tuple[int | None, ...] | None] = field(default_factory=dict, repr=False)
 
     def role(self, position: int) -> str:
@@ -327,13 +329,14 @@ _add("Add Sub Mul Div Pow Max Min Sum Mean Where Equal Less LessOrEqual Greater 
 
 # onnxruntime's QOperator-format contrib ops (quantize_static with QuantFormat.QOperator).
 MICROSOFT_OPS: dict[str, OnnxOp] = {
-    "QGemm": OnnxOp("linear", roles=(D, S, Z, W, S, Z, B, S, Z), normalise=gemm, quantized=True),
-    "QLinearAdd": OnnxOp("elementwise", roles=(D, S, Z, D, S, Z, S, Z), quantized=True),
-    "QLinearMul": OnnxOp("elementwise", roles=(D, S, Z, D, S, Z, S, Z), quantized=True),
-    "QLinearSigmoid": OnnxOp("activation", roles=Q_UNARY),
-    "QLinearLeakyRelu": OnnxOp("activation", roles=Q_UNARY),
-    "QLinearAveragePool": OnnxOp("pool", roles=Q_UNARY, normalise=window),
-    "QLinearGlobalAveragePool": OnnxOp("global_pool", roles=Q_UNARY),
-    "QLinearSoftmax": OnnxOp("softmax", roles=Q_UNARY, normalise=softmax),
-    "MatMulIntegerToFloat": OnnxOp("matmul", roles=(D, D, S, S, Z, Z, B), quantized=True, promote=("linear", 1)),
+    "QGemm": OnnxOp("linear", roles=(D, S, Z, W, S, Z, B, S, Z), normalise=gemm, quantized=True, standard="Gemm"),
+    "QLinearAdd": OnnxOp("elementwise", roles=(D, S, Z, D, S, Z, S, Z), quantized=True, standard="Add"),
+    "QLinearMul": OnnxOp("elementwise", roles=(D, S, Z, D, S, Z, S, Z), quantized=True, standard="Mul"),
+    "QLinearSigmoid": OnnxOp("activation", roles=Q_UNARY, standard="Sigmoid"),
+    "QLinearLeakyRelu": OnnxOp("activation", roles=Q_UNARY, standard="LeakyRelu"),
+    "QLinearAveragePool": OnnxOp("pool", roles=Q_UNARY, normalise=window, standard="AveragePool"),
+    "QLinearGlobalAveragePool": OnnxOp("global_pool", roles=Q_UNARY, standard="GlobalAveragePool"),
+    "QLinearSoftmax": OnnxOp("softmax", roles=Q_UNARY, normalise=softmax, standard="Softmax"),
+    "MatMulIntegerToFloat": OnnxOp("matmul", roles=(D, D, S, S, Z, Z, B), quantized=True, promote=("linear", 1),
+                                   standard="MatMul"),
 }
