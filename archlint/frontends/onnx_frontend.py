@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from archlint.errors import ArchlintError
-from archlint.frontends import onnx_fold, onnx_infer, onnx_ops, onnx_params
+from archlint.frontends import onnx_checks, onnx_fold, onnx_infer, onnx_ops, onnx_params
 from archlint.frontends.onnx_infer import DTYPES
 from archlint.frontends.onnx_infer import value_shape as _value_shape
 from archlint.input_spec import InputShapes
@@ -44,15 +44,20 @@ def load_proto(model: onnx.ModelProto, input_shapes: InputShapes | None = None,
 
 
 def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) -> ModelGraph:
+    onnx_checks.check_opset(model, label)
     model = _inline(model)
-    _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
+    applied = _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
     inferred, note = onnx_infer.infer_shapes(model)
-    nodes = _translate_nodes(model)
+    nodes = _translate_nodes(model, label=label)
     graph = _attach_shapes(nodes, inferred, note)
     if note is None and _missing_output_shape(graph):
         folded = _fold_and_infer(inferred)
         if folded is not None:  # parameters are those of the graph as written (onnx_params)
-            graph = _attach_shapes(_translate_nodes(folded, nodes.sources), folded, note)
+            graph = _attach_shapes(_translate_nodes(folded, nodes.sources, label), folded, note)
+    if input_shapes:
+        onnx_checks.check_consistency(graph, label, applied.overrides)
+    if applied.notes:
+        graph.meta.setdefault("warnings", []).extend(applied.notes)
     graph.meta.update(format="onnx",
                       opset=max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=None))
     return graph
@@ -77,7 +82,7 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     if not model.graph.node:
         raise ArchlintError(f"{path}: the ONNX graph has no nodes")
     _check_text(model, str(path))
-    _strip_weight_data(model)
+    _strip_weight_data(model, str(path))
     return model
 
 
@@ -115,11 +120,12 @@ def _check_text(model: onnx.ModelProto, path: str) -> None:
         raise ArchlintError(f"{path}: corrupt ONNX model (a tensor name is not valid UTF-8)") from None
 
 
-def _strip_weight_data(model: onnx.ModelProto) -> None:
+def _strip_weight_data(model: onnx.ModelProto, label: str) -> None:
     """Drop the contents of large initializers, keeping dims and dtype (all archlint
     needs), so shape inference does not copy hundreds of MB. They are marked as
-    external data, which nothing here reads."""
+    external data, which nothing here reads. Each is checked against its dims first."""
     for init in model.graph.initializer:
+        onnx_checks.check_initializer(init, label)
         n = 1
         for d in init.dims:
             n *= d
@@ -148,8 +154,9 @@ def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     return [i for i in model.graph.input if i.name not in inits]
 
 
-def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) -> None:
-    """Write the user's shapes into the inputs; fail on a symbolic dim left unresolved.
+def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) -> _Applied:
+    """Write the user's shapes into the inputs; a symbolic leading (batch) dim left unset is
+    taken as 1, with a note; fail on any other symbolic dim left unresolved.
 
     Declared intermediate shapes and output shapes are cleared, since they may
     disagree with an overridden input size; shape inference recomputes them.
@@ -163,40 +170,77 @@ def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) 
     if len(shapes.positional) > len(inputs):
         raise ArchlintError(f"--input-shape gives {len(shapes.positional)} shapes but the model has "
                             f"{len(inputs)} input(s): {', '.join(names)}")
-    changed = bool(shapes)
+    applied = _Applied(changed=bool(shapes))
     for idx, inp in enumerate(inputs):
+        onnx_checks.check_tensor_input(inp, path)
         given = shapes.named.get(inp.name)
         if given is None and idx < len(shapes.positional):
             given = shapes.positional[idx]
-        tensor_type = inp.type.tensor_type
         if given is not None:
-            declared = tensor_type.shape.dim if tensor_type.HasField("shape") else []
-            if declared and len(declared) != len(given):
-                raise ArchlintError(f"--input-shape for input '{inp.name}' has {len(given)} dimensions, "
-                                    f"the model declares {len(declared)} ({_dims_text(declared)})")
-            tensor_type.shape.ClearField("dim")
-            for d in given:
-                tensor_type.shape.dim.add().dim_value = d
-            continue
-        if not tensor_type.HasField("shape"):
-            raise ArchlintError(f"input '{inp.name}' has no declared shape; pass --input-shape "
-                                f"{inp.name}=1x3x224x224 (with its real dimensions)")
-        for pos, d in enumerate(tensor_type.shape.dim):
-            if d.HasField("dim_value") and d.dim_value <= 0:
-                raise ArchlintError(f"input '{inp.name}' declares dimension {d.dim_value} at position {pos} "
-                                    f"(shape {_dims_text(tensor_type.shape.dim)}); pass --input-shape "
-                                    f"{inp.name}=... with positive sizes")
-            if not d.HasField("dim_value"):
-                label = f"'{d.dim_param}'" if d.dim_param else "unknown"
-                raise ArchlintError(
-                    f"input '{inp.name}' has a symbolic dimension {label} at position {pos} "
-                    f"(shape {_dims_text(tensor_type.shape.dim)}); pass --input-shape "
-                    f"{inp.name}={'x'.join(str(x.dim_value) if x.dim_value > 0 else '1' for x in tensor_type.shape.dim)}"
-                    f" (with your real sizes)")
-    if changed or any(d.dim_param for vi in model.graph.value_info for d in vi.type.tensor_type.shape.dim):
+            _override(inp, given, applied)
+        else:
+            _check_declared(inp, applied)
+    if applied.changed or any(d.dim_param for vi in model.graph.value_info for d in vi.type.tensor_type.shape.dim):
         del model.graph.value_info[:]
         for out in model.graph.output:
             out.type.tensor_type.ClearField("shape")
+    return applied
+
+
+@dataclass
+class _Applied:
+    """What :func:`_apply_input_shapes` did: whether any shape changed, the fixed dims the user
+    overrode (input -> ``(axis, declared, given)``), and notes for the report."""
+
+    changed: bool = False
+    overrides: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _override(inp: onnx.ValueInfoProto, given: tuple[int, ...], applied: _Applied) -> None:
+    tensor_type = inp.type.tensor_type
+    declared = tensor_type.shape.dim if tensor_type.HasField("shape") else []
+    if declared and len(declared) != len(given):
+        raise ArchlintError(f"--input-shape for input '{inp.name}' has {len(given)} dimensions, "
+                            f"the model declares {len(declared)} ({_dims_text(declared)})")
+    changed = [(axis, d.dim_value, g) for axis, (d, g) in enumerate(zip(declared, given))
+               if d.HasField("dim_value") and d.dim_value != g]
+    if changed:
+        applied.overrides[inp.name] = changed
+    tensor_type.shape.ClearField("dim")
+    for d in given:
+        tensor_type.shape.dim.add().dim_value = d
+
+
+def _check_declared(inp: onnx.ValueInfoProto, applied: _Applied) -> None:
+    """A declared shape must be fully static, but for a symbolic leading dim (the batch),
+    which is taken as 1."""
+    tensor_type = inp.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        raise ArchlintError(f"input '{inp.name}' has no declared shape; pass --input-shape "
+                            f"{inp.name}=1x3x224x224 (with its real dimensions), or set it under "
+                            f"[tool.archlint.input-shapes] in pyproject.toml")
+    dims = tensor_type.shape.dim
+    for pos, d in enumerate(dims):
+        if d.HasField("dim_value") and d.dim_value < 0:
+            raise ArchlintError(f"input '{inp.name}' declares dimension {d.dim_value} at position {pos} "
+                                f"(shape {_dims_text(dims)}); pass --input-shape {inp.name}=... with sizes >= 0")
+    symbolic = [pos for pos, d in enumerate(dims) if not d.HasField("dim_value")]
+    if symbolic == [0] and len(dims) > 1:
+        label = f"'{dims[0].dim_param}'" if dims[0].dim_param else "unknown"
+        applied.notes.append(f"input '{inp.name}': symbolic batch dimension {label} taken as 1 "
+                             f"(--input-shape {inp.name}=... sets it)")
+        dims[0].dim_value = 1
+        applied.changed = True
+        return
+    if symbolic:
+        pos = symbolic[0] if symbolic[0] != 0 else symbolic[-1]
+        label = f"'{dims[pos].dim_param}'" if dims[pos].dim_param else "unknown"
+        example = "x".join(str(x.dim_value) if x.dim_value > 0 else "1" for x in dims)
+        raise ArchlintError(f"input '{inp.name}' has a symbolic dimension {label} at position {pos} "
+                            f"(shape {_dims_text(dims)}); pass --input-shape {inp.name}={example} (with your real "
+                            f"sizes), or set {inp.name} = \"{example}\" under [tool.archlint.input-shapes] "
+                            f"in pyproject.toml")
 
 
 def _dims_text(dims: Any) -> str:
@@ -260,9 +304,12 @@ class _Nodes:
     # once shapes are known
     normalise: list[tuple[Layer, onnx_ops.Normaliser, list[str]]] = field(default_factory=list)
     ignores: list[tuple[Layer, str]] = field(default_factory=list)  # ``archlint.ignore`` metadata
+    # (layer, tensor) read before any node wrote it: defined later (an unsorted graph) or never
+    undefined: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _translate_nodes(model: onnx.ModelProto, sources: onnx_params.Sources | None = None) -> _Nodes:
+def _translate_nodes(model: onnx.ModelProto, sources: onnx_params.Sources | None = None,
+                     label: str = "model") -> _Nodes:
     """Layers, parameters and constants: everything that needs no tensor shape (the
     attributes that do are normalised by :func:`_attach_shapes`). ``sources``: the parameter
     sources found on the graph before folding (:mod:`onnx_params`); found here when None."""
@@ -271,21 +318,29 @@ def _translate_nodes(model: onnx.ModelProto, sources: onnx_params.Sources | None
     opset = max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=21)
     fresh = sources is None
     nodes = _Nodes(graph, opset, sources if sources is not None else onnx_params.Sources())
-    _add_initializers(g, graph, nodes.sources if fresh else None)
+    _add_initializers(g, graph, nodes.sources if fresh else None, label)
     graph.inputs = [i.name for i in _graph_inputs(model)]
     graph.outputs = [o.name for o in g.output]
+    for name in graph.inputs:
+        graph.add_tensor(name)
     for index, node in enumerate(g.node):
         if node.op_type == "Constant" and node.output:
             _add_constant(node, graph)
         if fresh:
             nodes.sources.visit(node, graph.constants)
-        _add_node(node, index, nodes)
+        _add_node(node, index, nodes, label)
+    for layer, tensor in nodes.undefined:
+        if tensor not in graph.producer:
+            raise ArchlintError(f"{label}: node '{layer}' reads tensor '{tensor}', which no node, input or "
+                                f"initializer defines")
     return nodes
 
 
-def _add_initializers(g: onnx.GraphProto, graph: ModelGraph, sources: onnx_params.Sources | None) -> None:
+def _add_initializers(g: onnx.GraphProto, graph: ModelGraph, sources: onnx_params.Sources | None,
+                      label: str) -> None:
     """Initializers (dense and sparse) as tensors; small ones' values as constants."""
     for init in g.initializer:
+        onnx_checks.check_initializer(init, label)
         if any(d < 0 for d in init.dims):
             raise ArchlintError(f"initializer '{init.name}' has a negative dimension ({list(init.dims)}): "
                                 f"the file is corrupt")
@@ -321,7 +376,7 @@ def _add_constant(node: onnx.NodeProto, graph: ModelGraph) -> None:
 _INTS, _INT = onnx.AttributeProto.INTS, onnx.AttributeProto.INT
 
 
-def _add_node(node: onnx.NodeProto, index: int, nodes: _Nodes) -> None:
+def _add_node(node: onnx.NodeProto, index: int, nodes: _Nodes, label: str) -> None:
     """One node as a layer: its kind and inputs from its :mod:`onnx_ops` record, its parameters
     from the graph's sources."""
     graph = nodes.graph
@@ -353,15 +408,21 @@ def _add_node(node: onnx.NodeProto, index: int, nodes: _Nodes) -> None:
             nodes.normalise.append((layer, record.normalise, raw_inputs))  # may read tensor shapes: done once known
         else:
             layer.attrs = {}  # the kind's formulas read no attribute
+    producer = graph.producer
+    for t in outputs:
+        if t in producer:
+            raise ArchlintError(f"{label}: tensor '{t}' is written by two nodes ('{producer[t]}' and "
+                                f"'{layer.name}'): output names must be unique")
     graph.add_layer(layer)
     if weights:
         graph.params.update(weights)
     tensors, add_tensor = graph.tensors, graph.add_tensor
-    for t in outputs:
-        if t not in tensors:
-            add_tensor(t)
     for t in raw_inputs:
         if t and t not in tensors:
+            nodes.undefined.append((layer.name, t))
+            add_tensor(t)
+    for t in outputs:
+        if t not in tensors:
             add_tensor(t)
     if props:
         ignore = [p.value for p in props if p.key == "archlint.ignore"]
