@@ -135,6 +135,8 @@ def fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> on
 
 
 def value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str | None]:
+    """The static shape of a tensor (zero-size dims included), or None when any dim is
+    symbolic or unknown."""
     tt = vi.type.tensor_type
     dtype = DTYPES.get(tt.elem_type)
     if not tt.HasField("shape"):
@@ -146,4 +148,3 @@ def value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str | 
         if not d.HasField("dim_value") or d.dim_value < 0:
             return None, dtype
     return dims, dtype
-
