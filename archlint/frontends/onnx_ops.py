@@ -255,6 +255,23 @@ NORM_NAMES = {"BatchNormalization": "batch", "LayerNormalization": "layer", "Ins
               "MeanVarianceNormalization": "mvn", "RMSNormalization": "rms"}
 
 
+def attention(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+              opset: int) -> dict[str, Any]:
+    """Head counts, needed to split 3-D inputs ``[B, S, heads * head_size]``."""
+    return {k: attrs[k] for k in ("q_num_heads", "kv_num_heads") if k in attrs}
+
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def recurrent(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+              opset: int) -> dict[str, Any]:
+    """Gates per hidden unit, hidden size, directions (``bidirectional``: 2) and layout."""
+    return {"gates": GATES[op_type], "hidden_size": attrs.get("hidden_size"),
+            "directions": 2 if _text(attrs.get("direction", "forward")) == "bidirectional" else 1,
+            "layout": attrs.get("layout", 0)}
+
+
 def norm(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph, opset: int) -> dict[str, Any]:
     return {"norm": NORM_NAMES[op_type]}
 
@@ -288,7 +305,9 @@ _add("MatMul", "matmul", roles=(D, D), promote=("linear", 1))
 _add("MatMulInteger", "matmul", roles=(D, D, Z, Z), quantized=True, promote=("linear", 1))
 _add("QLinearMatMul", "matmul", roles=(D, S, Z, D, S, Z, S, Z), quantized=True, promote=("linear", 3))
 _add("Einsum", "einsum", normalise=einsum)
-_add("Attention", "attention", roles=(D, D, D, "mask", "state", "state", "config"))
+_add("Attention", "attention", roles=(D, D, D, "mask", "state", "state", "config"), normalise=attention)
+_add("LSTM", "recurrent", roles=(D, W, W, B, "config", "state", "state", W), normalise=recurrent)
+_add("GRU RNN", "recurrent", roles=(D, W, W, B, "config", "state"), normalise=recurrent)
 _add("MaxPool AveragePool LpPool", "pool", normalise=window)
 _add("GlobalAveragePool GlobalMaxPool GlobalLpPool", "global_pool")
 _add("BatchNormalization", "norm", roles=(D, W, B, "state", "state"), normalise=norm)
