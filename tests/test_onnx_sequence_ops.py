@@ -60,3 +60,29 @@ def test_recurrent_macs_and_params(op, gates):
     assert layer.output_shape == (5, 2, 2, 4)
     assert (layer.macs, layer.params) == (560 * gates, 72 * gates)
     assert not report.totals.uncounted_ops
+
+
+def _if_model():
+    """x [1,4,H,W]; If(H == 8): then a 3x3 conv 4 -> 4 (weight in the branch, 144 params),
+    else a Relu. The condition is shape arithmetic (Shape -> Gather -> Equal), constant once the
+    input shape is fixed."""
+    then_w = numpy_helper.from_array(np.ones((4, 4, 3, 3), np.float32), "w_then")
+    then_branch = helper.make_graph([helper.make_node("Conv", ["x", "w_then"], ["t"], pads=[1, 1, 1, 1],
+                                                      name="then_conv")], "then", [], [_vi("t", None)], [then_w])
+    else_branch = helper.make_graph([helper.make_node("Relu", ["x"], ["e"], name="else_relu")], "else", [],
+                                    [_vi("e", None)])
+    inits = [numpy_helper.from_array(np.array(2, np.int64), "two"),
+             numpy_helper.from_array(np.array(8, np.int64), "eight")]
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "two"], ["h"]),
+             helper.make_node("Equal", ["h", "eight"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then_branch, else_branch=else_branch, name="if")]
+    return _model(nodes, [_vi("x", [1, 4, 8, 8])], [_vi("y", None)], inits, opset=17)
+
+
+@pytest.mark.parametrize("size, macs, params", [(8, 4 * 8 * 8 * 36, 144), (16, 0, 0)])
+def test_if_takes_the_branch_its_constant_condition_selects(size, macs, params):
+    """At 8x8 the condition is true: the conv branch, 4*8*8 * 4*3*3 = 9,216 MACs and 144 params;
+    at 16x16 it is false: the Relu branch, 0 MACs. Nothing is left uncosted either way."""
+    report = archlint.analyze(_if_model(), input_shape=(1, 4, size, size), lint=False)
+    assert (report.totals.macs, report.totals.params) == (macs, params)
+    assert not report.totals.uncounted_ops

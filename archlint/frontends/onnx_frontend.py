@@ -46,13 +46,15 @@ def load_proto(model: onnx.ModelProto, input_shapes: InputShapes | None = None,
 def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) -> ModelGraph:
     onnx_checks.check_opset(model, label)
     model = _inline(model)
+    onnx_fold.inline_constant_ifs(model)
     applied = _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
     inferred, note = onnx_infer.infer_shapes(model)
     nodes = _translate_nodes(model, label=label)
     graph = _attach_shapes(nodes, inferred, note)
-    if note is None and _missing_output_shape(graph):
+    if note is None and (_missing_output_shape(graph) or _has_if(model)):
         folded = _fold_and_infer(inferred)
         if folded is not None:  # parameters are those of the graph as written (onnx_params)
+            _add_inlined_sources(nodes.sources, model, folded)
             graph = _attach_shapes(_translate_nodes(folded, nodes.sources, label), folded, note)
     if input_shapes:
         onnx_checks.check_consistency(graph, label, applied.overrides)
@@ -248,21 +250,38 @@ def _dims_text(dims: Any) -> str:
 
 
 def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
-    """Where shapes stay unknown, fold the constant shape arithmetic (:mod:`onnx_fold`) and
-    infer again, up to 4 rounds; None when folding changed nothing."""
+    """Where shapes stay unknown or an ``If`` remains, fold the constant shape arithmetic
+    (:mod:`onnx_fold`), inline each ``If`` whose condition became constant, and infer again, up
+    to 4 rounds; None when folding changed nothing."""
     changed = None
     for _ in range(4):
-        if not _missing_shapes(inferred):
+        if not _missing_shapes(inferred) and not _has_if(inferred):
             break
         candidate = onnx.ModelProto()
         candidate.CopyFrom(inferred)
-        if not onnx_fold.fold(candidate):
+        if not (onnx_fold.fold(candidate) | onnx_fold.inline_constant_ifs(candidate)):
             break
         try:
             inferred = changed = onnx_infer.infer(candidate)
         except Exception:
             break
     return changed
+
+
+def _add_inlined_sources(sources: onnx_params.Sources, model: onnx.ModelProto, folded: onnx.ModelProto) -> None:
+    """Parameters of ``If`` branches inlined while folding: the branch's initializers and nodes
+    are new to the folded graph (a folded tensor is an output of a node of the original)."""
+    produced = {o for node in model.graph.node for o in node.output}
+    for init in folded.graph.initializer:
+        if init.name not in sources.of and init.name not in produced:
+            sources.initializer(init)
+    for node in folded.graph.node:
+        if node.output and node.output[0] not in produced:
+            sources.visit(node, {})
+
+
+def _has_if(model: onnx.ModelProto) -> bool:
+    return any(node.op_type == "If" for node in model.graph.node)
 
 
 def _missing_shapes(model: onnx.ModelProto) -> bool:
