@@ -18,12 +18,14 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from archlint.errors import ArchlintError
-from archlint.frontends import onnx_checks, onnx_fold, onnx_infer, onnx_ops, onnx_params
+from archlint.frontends import onnx_bodies, onnx_checks, onnx_fold, onnx_infer, onnx_ops, onnx_params
 from archlint.frontends.onnx_infer import DTYPES
 from archlint.frontends.onnx_infer import value_shape as _value_shape
 from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
-from archlint.ops.registry import UNKNOWN
+from archlint.ops import control_flow
+from archlint.ops.registry import UNKNOWN, OpCall
+from archlint.units import human
 
 STANDARD_DOMAINS = onnx_ops.STANDARD_DOMAINS
 MAX_CONST_ELEMENTS = 64  # small integer tensors whose values we read (pads, axes, scales)
@@ -51,11 +53,14 @@ def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) 
     inferred, note = onnx_infer.infer_shapes(model)
     nodes = _translate_nodes(model, label=label)
     graph = _attach_shapes(nodes, inferred, note)
+    folded = None
     if note is None and (_missing_output_shape(graph) or _has_if(model)):
         folded = _fold_and_infer(inferred)
         if folded is not None:  # parameters are those of the graph as written (onnx_params)
             _add_inlined_sources(nodes.sources, model, folded)
             graph = _attach_shapes(_translate_nodes(folded, nodes.sources, label), folded, note)
+    if _has_control_flow(folded if folded is not None else inferred):
+        _attach_bodies(graph, folded if folded is not None else inferred, label)
     if input_shapes:
         onnx_checks.check_consistency(graph, label, applied.overrides)
     if applied.notes:
@@ -278,6 +283,28 @@ def _add_inlined_sources(sources: onnx_params.Sources, model: onnx.ModelProto, f
     for node in folded.graph.node:
         if node.output and node.output[0] not in produced:
             sources.visit(node, {})
+
+
+def _has_control_flow(model: onnx.ModelProto) -> bool:
+    return any(node.op_type in onnx_bodies.CONTROL_FLOW for node in model.graph.node)
+
+
+def _attach_bodies(graph: ModelGraph, model: onnx.ModelProto, label: str) -> None:
+    """Translate the bodies of the ``If``/``Loop``/``Scan`` nodes left (:mod:`onnx_bodies`); an
+    ``If`` is costed as its larger branch (its condition is data), said in a warning."""
+    onnx_bodies.attach(graph, model, label, lambda sub, where: load_proto(sub, None, where))
+    for layer in graph.layers_as_added():
+        branches = layer.attrs.get("branches") if layer.op == "If" else None
+        if not branches:
+            continue
+        try:
+            costs = control_flow.branch_costs(OpCall(layer.attrs, [], []))
+        except ValueError:
+            continue  # listed as not costed, with the reason
+        text = ", ".join(f"{name} {human(m)} MACs" for name, (m, _) in costs.items())
+        graph.meta.setdefault("warnings", []).append(
+            f"If '{layer.name}': its condition is not constant under the fixed input shapes; costed as its "
+            f"larger branch ({text})")
 
 
 def _has_if(model: onnx.ModelProto) -> bool:
