@@ -239,5 +239,7 @@ def fold(model: onnx.ModelProto) -> bool:
     for n in folded:
         name = n.output[0]
         if name not in existing:
-            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(known[name]), name))
+            # not np.ascontiguousarray, which makes a scalar 1-D (a Gather by a scalar index then
+            # gave [56] for 56, and the Unsqueeze after it a 2-D shape vector)
+            g.initializer.append(numpy_helper.from_array(np.array(known[name], order="C"), name))
     return True

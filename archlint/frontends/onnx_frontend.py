@@ -256,10 +256,12 @@ def _dims_text(dims: Any) -> str:
 
 def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
     """Where shapes stay unknown or an ``If`` remains, fold the constant shape arithmetic
-    (:mod:`onnx_fold`), inline each ``If`` whose condition became constant, and infer again, up
-    to 4 rounds; None when folding changed nothing."""
+    (:mod:`onnx_fold`), inline each ``If`` whose condition became constant, and infer again, until
+    folding changes nothing (at most 64 rounds: each block whose shape arithmetic reads the
+    shape of the previous block's output needs one; torchvision's swin_t exported through
+    TorchScript needs more than 4); None when folding changed nothing."""
     changed = None
-    for _ in range(4):
+    for _ in range(64):
         if not _missing_shapes(inferred) and not _has_if(inferred):
             break
         candidate = onnx.ModelProto()

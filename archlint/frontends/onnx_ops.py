@@ -331,6 +331,7 @@ _add("Slice", "slice", roles=(D, "config", "config", "config", "config"), normal
 _add("Split", "split", roles=(D, "config"), normalise=axis)
 _add("Gather GatherElements", "gather", roles=(D, "index"), normalise=axis)
 _add("GatherND", "gather", roles=(D, "index"))
+_add("ScatterND ScatterElements", "gather", roles=(D, "index", D))  # a copy with some elements replaced: no MACs
 _add("DepthToSpace", "depth_to_space", normalise=depth_to_space)
 _add("SpaceToDepth", "space_to_depth", normalise=depth_to_space)
 _add("ReduceMean ReduceSum ReduceMax ReduceMin ReduceProd ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp "
