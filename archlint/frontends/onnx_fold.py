@@ -9,6 +9,7 @@ the chain by initializers, then shape inference is run again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -173,12 +174,12 @@ def inline_constant_ifs(model: onnx.ModelProto) -> bool:
     g = model.graph
     values: dict[str, Any] = {}
     for init in g.initializer:
-        if init.data_location != onnx.TensorProto.EXTERNAL and int(np.prod(init.dims)) == 1:
+        if init.data_location != onnx.TensorProto.EXTERNAL and math.prod(init.dims) == 1:
             values[init.name] = init
     for node in g.node:
         if node.op_type == "Constant" and node.output:
             t = _attr(node, "value")
-            if isinstance(t, onnx.TensorProto) and int(np.prod(t.dims)) == 1:
+            if isinstance(t, onnx.TensorProto) and math.prod(t.dims) == 1:
                 values[node.output[0]] = t
     nodes: list[onnx.NodeProto] = []
     changed = False
@@ -200,22 +201,29 @@ def inline_constant_ifs(model: onnx.ModelProto) -> bool:
     return changed
 
 
-def fold(model: onnx.ModelProto) -> bool:
-    """Replace constant shape computations by initializers, in place. True if any folded."""
+def fold(model: onnx.ModelProto, cache: dict[str, np.ndarray] | None = None) -> bool:
+    """Replace constant shape computations by initializers, in place. True if any folded.
+    ``cache``: initializer values decoded by an earlier round on the same model (names are
+    never reused), so that the thousands folded are not decoded again each round."""
+    cache = {} if cache is None else cache
     g = model.graph
     shapes = _shapes(model)
     known: dict[str, np.ndarray] = {}
     # Float tensors of more than one element may be parameters: never fold them away.
     weights = {i.name for i in g.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
                                                                  onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
-               and int(np.prod(i.dims)) > 1}
+               and math.prod(i.dims) > 1}
     for init in g.initializer:
-        n = int(np.prod(init.dims)) if init.dims else 1
-        if n <= MAX_ELEMENTS and init.data_location != onnx.TensorProto.EXTERNAL:
-            try:
-                known[init.name] = numpy_helper.to_array(init)
-            except Exception:
-                pass
+        # a weight's value is never needed: no node reading one is folded
+        if init.name not in weights and math.prod(init.dims) <= MAX_ELEMENTS \
+                and init.data_location != onnx.TensorProto.EXTERNAL:
+            value = cache.get(init.name)
+            if value is None:
+                try:
+                    value = cache[init.name] = numpy_helper.to_array(init)
+                except Exception:
+                    continue
+            known[init.name] = value
     folded: list[onnx.NodeProto] = []
     for node in g.node:
         if node.domain not in ("", "ai.onnx") or len(node.output) != 1 or any(i in weights for i in node.input):

@@ -261,12 +261,13 @@ def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
     shape of the previous block's output needs one; torchvision's swin_t exported through
     TorchScript needs more than 4); None when folding changed nothing."""
     changed = None
+    cache: dict[str, Any] = {}
     for _ in range(64):
         if not _missing_shapes(inferred) and not _has_if(inferred):
             break
         candidate = onnx.ModelProto()
         candidate.CopyFrom(inferred)
-        if not (onnx_fold.fold(candidate) | onnx_fold.inline_constant_ifs(candidate)):
+        if not (onnx_fold.fold(candidate, cache) | onnx_fold.inline_constant_ifs(candidate)):
             break
         try:
             inferred = changed = onnx_infer.infer(candidate)
