@@ -123,8 +123,12 @@ def test_empty_file(tmp_path):
 
 
 def test_symbolic_dim_without_input_shape():
-    assert_one_line_error(run_cli(str(onnx_path("plain_cnn_dynamic"))), "input 'input'", "'batch'",
-                          "--input-shape input=")
+    """A symbolic leading (batch) dim is taken as 1, with a one-line note (issue 17.10): the
+    MACs are those of the static batch-1 export."""
+    proc = run_cli(str(onnx_path("plain_cnn_dynamic")), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["totals"]["macs"] == 1_917_568
+    assert "symbolic batch dimension 'batch' taken as 1" in proc.stderr
 
 
 def test_symbolic_dim_with_input_shape():

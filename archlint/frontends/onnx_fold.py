@@ -9,6 +9,7 @@ the chain by initializers, then shape inference is run again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +35,8 @@ def _axes(node: onnx.NodeProto, ins: list[np.ndarray]) -> list[int] | None:
 
 
 def _unsqueeze(node: onnx.NodeProto, ins: list[np.ndarray]) -> np.ndarray:
-    x = ins[0]
-    axes = sorted(a % (x.ndim + len(_axes(node, ins))) for a in _axes(node, ins))
+    x, given = ins[0], _axes(node, ins) or []
+    axes = sorted(a % (x.ndim + len(given)) for a in given)
     for a in axes:
         x = np.expand_dims(x, a)
     return x
@@ -142,45 +143,92 @@ def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     return out
 
 
-def fold(model: onnx.ModelProto) -> bool:
-    """Replace constant shape computations by initializers, in place. True if any folded."""
+def _evaluate(node: onnx.NodeProto, shapes: dict[str, list[int]], known: dict[str, np.ndarray]) -> Any:
+    """The node's output value when it is a constant, a shape or size of a known shape, or an
+    :data:`EVAL` op of known inputs (small results only); None otherwise."""
+    try:
+        if node.op_type == "Constant":
+            t = _attr(node, "value")
+            return numpy_helper.to_array(t) if isinstance(t, onnx.TensorProto) else None
+        if node.op_type == "Shape" and node.input[0] in shapes:
+            dims = shapes[node.input[0]]
+            start, end = _attr(node, "start", 0), _attr(node, "end", len(dims))
+            return np.array(dims[start:end], dtype=np.int64)
+        if node.op_type == "Size" and node.input[0] in shapes:
+            return np.array(int(np.prod(shapes[node.input[0]])), dtype=np.int64)
+        if node.op_type in EVAL and node.input and all(i in known for i in node.input if i):
+            ins = [known[i] for i in node.input if i]
+            if _result_size(node.op_type, ins) > MAX_ELEMENTS:
+                return None
+            return EVAL[node.op_type](node, ins)
+    except Exception:
+        return None
+    return None
+
+
+def inline_constant_ifs(model: onnx.ModelProto) -> bool:
+    """Replace each ``If`` whose condition is a constant (an initializer or Constant node, maybe
+    folded from shape arithmetic by :func:`fold`) by the nodes of the branch it takes, its
+    outputs renamed through Identity nodes; the branch's initializers join the graph. In place;
+    True if any was inlined."""
+    g = model.graph
+    values: dict[str, Any] = {}
+    for init in g.initializer:
+        if init.data_location != onnx.TensorProto.EXTERNAL and math.prod(init.dims) == 1:
+            values[init.name] = init
+    for node in g.node:
+        if node.op_type == "Constant" and node.output:
+            t = _attr(node, "value")
+            if isinstance(t, onnx.TensorProto) and math.prod(t.dims) == 1:
+                values[node.output[0]] = t
+    nodes: list[onnx.NodeProto] = []
+    changed = False
+    for node in g.node:
+        cond = values.get(node.input[0]) if node.op_type == "If" and node.input else None
+        if cond is None or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        branch = _attr(node, "then_branch" if bool(numpy_helper.to_array(cond).reshape(-1)[0]) else "else_branch")
+        nodes.extend(branch.node)
+        g.initializer.extend(branch.initializer)
+        for out, inner in zip(node.output, branch.output):
+            if out:
+                nodes.append(helper.make_node("Identity", [inner.name], [out], name=f"{node.name or out}/output"))
+        changed = True
+    if changed:
+        del g.node[:]
+        g.node.extend(nodes)
+    return changed
+
+
+def fold(model: onnx.ModelProto, cache: dict[str, np.ndarray] | None = None) -> bool:
+    """Replace constant shape computations by initializers, in place. True if any folded.
+    ``cache``: initializer values decoded by an earlier round on the same model (names are
+    never reused), so that the thousands folded are not decoded again each round."""
+    cache = {} if cache is None else cache
     g = model.graph
     shapes = _shapes(model)
     known: dict[str, np.ndarray] = {}
     # Float tensors of more than one element may be parameters: never fold them away.
     weights = {i.name for i in g.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
                                                                  onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
-               and int(np.prod(i.dims)) > 1}
+               and math.prod(i.dims) > 1}
     for init in g.initializer:
-        n = int(np.prod(init.dims)) if init.dims else 1
-        if n <= MAX_ELEMENTS and init.data_location != onnx.TensorProto.EXTERNAL:
-            try:
-                known[init.name] = numpy_helper.to_array(init)
-            except Exception:
-                pass
+        # a weight's value is never needed: no node reading one is folded
+        if init.name not in weights and math.prod(init.dims) <= MAX_ELEMENTS \
+                and init.data_location != onnx.TensorProto.EXTERNAL:
+            value = cache.get(init.name)
+            if value is None:
+                try:
+                    value = cache[init.name] = numpy_helper.to_array(init)
+                except Exception:
+                    continue
+            known[init.name] = value
     folded: list[onnx.NodeProto] = []
     for node in g.node:
         if node.domain not in ("", "ai.onnx") or len(node.output) != 1 or any(i in weights for i in node.input):
             continue
-        value = None
-        try:
-            if node.op_type == "Constant":
-                t = _attr(node, "value")
-                if t is not None and isinstance(t, onnx.TensorProto):
-                    value = numpy_helper.to_array(t)
-            elif node.op_type == "Shape" and node.input[0] in shapes:
-                dims = shapes[node.input[0]]
-                start, end = _attr(node, "start", 0), _attr(node, "end", len(dims))
-                value = np.array(dims[start:end], dtype=np.int64)
-            elif node.op_type == "Size" and node.input[0] in shapes:
-                value = np.array(int(np.prod(shapes[node.input[0]])), dtype=np.int64)
-            elif node.op_type in EVAL and node.input and all(i in known for i in node.input if i):
-                ins = [known[i] for i in node.input if i]
-                if _result_size(node.op_type, ins) > MAX_ELEMENTS:
-                    continue
-                value = EVAL[node.op_type](node, ins)
-        except Exception:
-            value = None
+        value = _evaluate(node, shapes, known)
         if value is None or np.asarray(value).size > MAX_ELEMENTS:
             continue
         known[node.output[0]] = np.asarray(value)
@@ -199,5 +247,7 @@ def fold(model: onnx.ModelProto) -> bool:
     for n in folded:
         name = n.output[0]
         if name not in existing:
-            g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(known[name]), name))
+            # not np.ascontiguousarray, which makes a scalar 1-D (a Gather by a scalar index then
+            # gave [56] for 56, and the Unsqueeze after it a 2-D shape vector)
+            g.initializer.append(numpy_helper.from_array(np.array(known[name], order="C"), name))
     return True

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,59 +18,17 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from archlint.errors import ArchlintError
-from archlint.frontends import onnx_fold, onnx_infer
+from archlint.frontends import onnx_bodies, onnx_checks, onnx_fold, onnx_infer, onnx_ops, onnx_params
 from archlint.frontends.onnx_infer import DTYPES
 from archlint.frontends.onnx_infer import value_shape as _value_shape
 from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
-from archlint.ops.registry import UNKNOWN
+from archlint.ops import control_flow
+from archlint.ops.registry import UNKNOWN, OpCall
+from archlint.units import human
 
-STANDARD_DOMAINS = ("", "ai.onnx")
+STANDARD_DOMAINS = onnx_ops.STANDARD_DOMAINS
 MAX_CONST_ELEMENTS = 64  # small integer tensors whose values we read (pads, axes, scales)
-
-# ONNX op type -> op kind of the shared vocabulary.
-OP_KINDS: dict[str, str] = {
-    "Conv": "conv", "ConvInteger": "conv", "QLinearConv": "conv",
-    "ConvTranspose": "conv_transpose",
-    "Gemm": "linear", "MatMul": "matmul", "MatMulInteger": "matmul", "Einsum": "einsum", "Attention": "attention",
-    "MaxPool": "pool", "AveragePool": "pool", "LpPool": "pool",
-    "GlobalAveragePool": "global_pool", "GlobalMaxPool": "global_pool", "GlobalLpPool": "global_pool",
-    "BatchNormalization": "norm", "LayerNormalization": "norm", "InstanceNormalization": "norm",
-    "GroupNormalization": "norm", "LpNormalization": "norm", "LRN": "norm", "MeanVarianceNormalization": "norm",
-    "RMSNormalization": "norm",
-    "Softmax": "softmax", "LogSoftmax": "softmax", "Hardmax": "softmax",
-    "Concat": "concat",
-    "Reshape": "reshape", "Flatten": "reshape", "Transpose": "reshape", "Squeeze": "reshape",
-    "Unsqueeze": "reshape", "Expand": "reshape", "Tile": "reshape",
-    "Resize": "resize", "Upsample": "resize",
-    "Pad": "pad", "Slice": "slice", "Split": "split",
-    "Gather": "gather", "GatherElements": "gather", "GatherND": "gather",
-    "DepthToSpace": "depth_to_space", "SpaceToDepth": "space_to_depth",
-    "ReduceMean": "reduce", "ReduceSum": "reduce", "ReduceMax": "reduce", "ReduceMin": "reduce",
-    "ReduceProd": "reduce", "ReduceL1": "reduce", "ReduceL2": "reduce", "ReduceLogSumExp": "reduce",
-    "ReduceSumSquare": "reduce", "ArgMax": "reduce", "ArgMin": "reduce", "CumSum": "reduce",
-    "Shape": "constant", "Size": "constant", "Constant": "constant", "ConstantOfShape": "constant",
-    "Range": "constant", "EyeLike": "constant", "NonZero": "constant",
-    "Identity": "identity", "Dropout": "identity", "Cast": "identity", "CastLike": "identity",
-    "QuantizeLinear": "identity", "DequantizeLinear": "identity",
-}
-ACTIVATIONS = ("Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Celu",
-               "Gelu", "Softplus", "Softsign", "Mish", "Clip", "ThresholdedRelu", "Swish")
-ELEMENTWISE = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
-               "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Mod", "Sqrt", "Exp", "Log",
-               "Neg", "Abs", "Reciprocal", "Erf", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Atan",
-               "IsNaN", "IsInf", "BitShift")
-OP_KINDS.update({op: "activation" for op in ACTIVATIONS})
-OP_KINDS.update({op: "elementwise" for op in ELEMENTWISE})
-
-# Inputs that are never trainable parameters even when they are float initializers.
-NON_PARAM_SLOTS: dict[str, tuple[int, ...]] = {
-    "BatchNormalization": (3, 4),  # running mean and variance are buffers
-    "Resize": (1, 2, 3), "Upsample": (1,), "Clip": (1, 2), "Pad": (1, 2, 3),
-    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Range": (0, 1, 2),
-}
-FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
-
 
 def load(path: str | os.PathLike[str], input_shapes: InputShapes | None = None) -> ModelGraph:
     """Read an ONNX file into a :class:`ModelGraph`; raise :class:`ArchlintError` on bad input."""
@@ -89,14 +46,25 @@ def load_proto(model: onnx.ModelProto, input_shapes: InputShapes | None = None,
 
 
 def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) -> ModelGraph:
+    onnx_checks.check_opset(model, label)
     model = _inline(model)
-    _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
+    onnx_fold.inline_constant_ifs(model)
+    applied = _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
     inferred, note = onnx_infer.infer_shapes(model)
-    graph = _attach_shapes(_translate_nodes(model), inferred, note)
-    if note is None and _missing_output_shape(graph):
+    nodes = _translate_nodes(model, label=label)
+    graph = _attach_shapes(nodes, inferred, note)
+    folded = None
+    if note is None and (_missing_output_shape(graph) or _has_if(model)):
         folded = _fold_and_infer(inferred)
-        if folded is not None:
-            graph = _translate(folded, note)
+        if folded is not None:  # parameters are those of the graph as written (onnx_params)
+            _add_inlined_sources(nodes.sources, model, folded)
+            graph = _attach_shapes(_translate_nodes(folded, nodes.sources, label), folded, note)
+    if _has_control_flow(folded if folded is not None else inferred):
+        _attach_bodies(graph, folded if folded is not None else inferred, label)
+    if input_shapes:
+        onnx_checks.check_consistency(graph, label, applied.overrides)
+    if applied.notes:
+        graph.meta.setdefault("warnings", []).extend(applied.notes)
     graph.meta.update(format="onnx",
                       opset=max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=None))
     return graph
@@ -121,7 +89,7 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     if not model.graph.node:
         raise ArchlintError(f"{path}: the ONNX graph has no nodes")
     _check_text(model, str(path))
-    _strip_weight_data(model)
+    _strip_weight_data(model, str(path))
     return model
 
 
@@ -159,11 +127,12 @@ def _check_text(model: onnx.ModelProto, path: str) -> None:
         raise ArchlintError(f"{path}: corrupt ONNX model (a tensor name is not valid UTF-8)") from None
 
 
-def _strip_weight_data(model: onnx.ModelProto) -> None:
+def _strip_weight_data(model: onnx.ModelProto, label: str) -> None:
     """Drop the contents of large initializers, keeping dims and dtype (all archlint
     needs), so shape inference does not copy hundreds of MB. They are marked as
-    external data, which nothing here reads."""
+    external data, which nothing here reads. Each is checked against its dims first."""
     for init in model.graph.initializer:
+        onnx_checks.check_initializer(init, label)
         n = 1
         for d in init.dims:
             n *= d
@@ -192,8 +161,9 @@ def _graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     return [i for i in model.graph.input if i.name not in inits]
 
 
-def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) -> None:
-    """Write the user's shapes into the inputs; fail on a symbolic dim left unresolved.
+def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) -> _Applied:
+    """Write the user's shapes into the inputs; a symbolic leading (batch) dim left unset is
+    taken as 1, with a note; fail on any other symbolic dim left unresolved.
 
     Declared intermediate shapes and output shapes are cleared, since they may
     disagree with an overridden input size; shape inference recomputes them.
@@ -207,40 +177,77 @@ def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) 
     if len(shapes.positional) > len(inputs):
         raise ArchlintError(f"--input-shape gives {len(shapes.positional)} shapes but the model has "
                             f"{len(inputs)} input(s): {', '.join(names)}")
-    changed = bool(shapes)
+    applied = _Applied(changed=bool(shapes))
     for idx, inp in enumerate(inputs):
+        onnx_checks.check_tensor_input(inp, path)
         given = shapes.named.get(inp.name)
         if given is None and idx < len(shapes.positional):
             given = shapes.positional[idx]
-        tensor_type = inp.type.tensor_type
         if given is not None:
-            declared = tensor_type.shape.dim if tensor_type.HasField("shape") else []
-            if declared and len(declared) != len(given):
-                raise ArchlintError(f"--input-shape for input '{inp.name}' has {len(given)} dimensions, "
-                                    f"the model declares {len(declared)} ({_dims_text(declared)})")
-            tensor_type.shape.ClearField("dim")
-            for d in given:
-                tensor_type.shape.dim.add().dim_value = d
-            continue
-        if not tensor_type.HasField("shape"):
-            raise ArchlintError(f"input '{inp.name}' has no declared shape; pass --input-shape "
-                                f"{inp.name}=1x3x224x224 (with its real dimensions)")
-        for pos, d in enumerate(tensor_type.shape.dim):
-            if d.HasField("dim_value") and d.dim_value <= 0:
-                raise ArchlintError(f"input '{inp.name}' declares dimension {d.dim_value} at position {pos} "
-                                    f"(shape {_dims_text(tensor_type.shape.dim)}); pass --input-shape "
-                                    f"{inp.name}=... with positive sizes")
-            if not d.HasField("dim_value"):
-                label = f"'{d.dim_param}'" if d.dim_param else "unknown"
-                raise ArchlintError(
-                    f"input '{inp.name}' has a symbolic dimension {label} at position {pos} "
-                    f"(shape {_dims_text(tensor_type.shape.dim)}); pass --input-shape "
-                    f"{inp.name}={'x'.join(str(x.dim_value) if x.dim_value > 0 else '1' for x in tensor_type.shape.dim)}"
-                    f" (with your real sizes)")
-    if changed or any(d.dim_param for vi in model.graph.value_info for d in vi.type.tensor_type.shape.dim):
+            _override(inp, given, applied)
+        else:
+            _check_declared(inp, applied)
+    if applied.changed or any(d.dim_param for vi in model.graph.value_info for d in vi.type.tensor_type.shape.dim):
         del model.graph.value_info[:]
         for out in model.graph.output:
             out.type.tensor_type.ClearField("shape")
+    return applied
+
+
+@dataclass
+class _Applied:
+    """What :func:`_apply_input_shapes` did: whether any shape changed, the fixed dims the user
+    overrode (input -> ``(axis, declared, given)``), and notes for the report."""
+
+    changed: bool = False
+    overrides: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _override(inp: onnx.ValueInfoProto, given: tuple[int, ...], applied: _Applied) -> None:
+    tensor_type = inp.type.tensor_type
+    declared = tensor_type.shape.dim if tensor_type.HasField("shape") else []
+    if declared and len(declared) != len(given):
+        raise ArchlintError(f"--input-shape for input '{inp.name}' has {len(given)} dimensions, "
+                            f"the model declares {len(declared)} ({_dims_text(declared)})")
+    changed = [(axis, d.dim_value, g) for axis, (d, g) in enumerate(zip(declared, given))
+               if d.HasField("dim_value") and d.dim_value != g]
+    if changed:
+        applied.overrides[inp.name] = changed
+    tensor_type.shape.ClearField("dim")
+    for d in given:
+        tensor_type.shape.dim.add().dim_value = d
+
+
+def _check_declared(inp: onnx.ValueInfoProto, applied: _Applied) -> None:
+    """A declared shape must be fully static, but for a symbolic leading dim (the batch),
+    which is taken as 1."""
+    tensor_type = inp.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        raise ArchlintError(f"input '{inp.name}' has no declared shape; pass --input-shape "
+                            f"{inp.name}=1x3x224x224 (with its real dimensions), or set it under "
+                            f"[tool.archlint.input-shapes] in pyproject.toml")
+    dims = tensor_type.shape.dim
+    for pos, d in enumerate(dims):
+        if d.HasField("dim_value") and d.dim_value < 0:
+            raise ArchlintError(f"input '{inp.name}' declares dimension {d.dim_value} at position {pos} "
+                                f"(shape {_dims_text(dims)}); pass --input-shape {inp.name}=... with sizes >= 0")
+    symbolic = [pos for pos, d in enumerate(dims) if not d.HasField("dim_value")]
+    if symbolic == [0] and len(dims) > 1:
+        label = f"'{dims[0].dim_param}'" if dims[0].dim_param else "unknown"
+        applied.notes.append(f"input '{inp.name}': symbolic batch dimension {label} taken as 1 "
+                             f"(--input-shape {inp.name}=... sets it)")
+        dims[0].dim_value = 1
+        applied.changed = True
+        return
+    if symbolic:
+        pos = symbolic[0] if symbolic[0] != 0 else symbolic[-1]
+        label = f"'{dims[pos].dim_param}'" if dims[pos].dim_param else "unknown"
+        example = "x".join(str(x.dim_value) if x.dim_value > 0 else "1" for x in dims)
+        raise ArchlintError(f"input '{inp.name}' has a symbolic dimension {label} at position {pos} "
+                            f"(shape {_dims_text(dims)}); pass --input-shape {inp.name}={example} (with your real "
+                            f"sizes), or set {inp.name} = \"{example}\" under [tool.archlint.input-shapes] "
+                            f"in pyproject.toml")
 
 
 def _dims_text(dims: Any) -> str:
@@ -248,21 +255,63 @@ def _dims_text(dims: Any) -> str:
 
 
 def _fold_and_infer(inferred: onnx.ModelProto) -> onnx.ModelProto | None:
-    """Where shapes stay unknown, fold the constant shape arithmetic (:mod:`onnx_fold`) and
-    infer again, up to 4 rounds; None when folding changed nothing."""
+    """Where shapes stay unknown or an ``If`` remains, fold the constant shape arithmetic
+    (:mod:`onnx_fold`), inline each ``If`` whose condition became constant, and infer again, until
+    folding changes nothing (at most 64 rounds: each block whose shape arithmetic reads the
+    shape of the previous block's output needs one; torchvision's swin_t exported through
+    TorchScript needs more than 4); None when folding changed nothing."""
     changed = None
-    for _ in range(4):
-        if not _missing_shapes(inferred):
+    cache: dict[str, Any] = {}
+    for _ in range(64):
+        if not _missing_shapes(inferred) and not _has_if(inferred):
             break
         candidate = onnx.ModelProto()
         candidate.CopyFrom(inferred)
-        if not onnx_fold.fold(candidate):
+        if not (onnx_fold.fold(candidate, cache) | onnx_fold.inline_constant_ifs(candidate)):
             break
         try:
             inferred = changed = onnx_infer.infer(candidate)
         except Exception:
             break
     return changed
+
+
+def _add_inlined_sources(sources: onnx_params.Sources, model: onnx.ModelProto, folded: onnx.ModelProto) -> None:
+    """Parameters of ``If`` branches inlined while folding: the branch's initializers and nodes
+    are new to the folded graph (a folded tensor is an output of a node of the original)."""
+    produced = {o for node in model.graph.node for o in node.output}
+    for init in folded.graph.initializer:
+        if init.name not in sources.of and init.name not in produced:
+            sources.initializer(init)
+    for node in folded.graph.node:
+        if node.output and node.output[0] not in produced:
+            sources.visit(node, {})
+
+
+def _has_control_flow(model: onnx.ModelProto) -> bool:
+    return any(node.op_type in onnx_bodies.CONTROL_FLOW for node in model.graph.node)
+
+
+def _attach_bodies(graph: ModelGraph, model: onnx.ModelProto, label: str) -> None:
+    """Translate the bodies of the ``If``/``Loop``/``Scan`` nodes left (:mod:`onnx_bodies`); an
+    ``If`` is costed as its larger branch (its condition is data), said in a warning."""
+    onnx_bodies.attach(graph, model, label, lambda sub, where: load_proto(sub, None, where))
+    for layer in graph.layers_as_added():
+        branches = layer.attrs.get("branches") if layer.op == "If" else None
+        if not branches:
+            continue
+        try:
+            costs = control_flow.branch_costs(OpCall(layer.attrs, [], []))
+        except ValueError:
+            continue  # listed as not costed, with the reason
+        text = ", ".join(f"{name} {human(m)} MACs" for name, (m, _) in costs.items())
+        graph.meta.setdefault("warnings", []).append(
+            f"If '{layer.name}': its condition is not constant under the fixed input shapes; costed as its "
+            f"larger branch ({text})")
+
+
+def _has_if(model: onnx.ModelProto) -> bool:
+    return any(node.op_type == "If" for node in model.graph.node)
 
 
 def _missing_shapes(model: onnx.ModelProto) -> bool:
@@ -293,107 +342,141 @@ def _constant_value(tensor: onnx.TensorProto) -> list[Any] | None:
         return None
 
 
-def _translate(model: onnx.ModelProto, note: str | None) -> ModelGraph:
-    """Both steps of the translation, on one model whose shapes are already inferred."""
-    return _attach_shapes(_translate_nodes(model), model, note)
-
-
 @dataclass
 class _Nodes:
     """The nodes translated, before shapes are known (:func:`_translate_nodes`)."""
 
     graph: ModelGraph
     opset: int
-    normalise: list[Layer]  # layers with a :data:`NORMALISERS` entry: run once shapes are known
-    ignores: list[tuple[Layer, str]]  # ``archlint.ignore`` metadata, added after normalising
+    sources: onnx_params.Sources
+    # layers whose record has a normaliser, with the node's inputs in ONNX order: normalised
+    # once shapes are known
+    normalise: list[tuple[Layer, onnx_ops.Normaliser, list[str]]] = field(default_factory=list)
+    ignores: list[tuple[Layer, str]] = field(default_factory=list)  # ``archlint.ignore`` metadata
+    # (layer, tensor) read before any node wrote it: defined later (an unsorted graph) or never
+    undefined: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _translate_nodes(model: onnx.ModelProto) -> _Nodes:
+def _translate_nodes(model: onnx.ModelProto, sources: onnx_params.Sources | None = None,
+                     label: str = "model") -> _Nodes:
     """Layers, parameters and constants: everything that needs no tensor shape (the
-    attributes that do are normalised by :func:`_attach_shapes`)."""
+    attributes that do are normalised by :func:`_attach_shapes`). ``sources``: the parameter
+    sources found on the graph before folding (:mod:`onnx_params`); found here when None."""
     g = model.graph
     graph = ModelGraph()
     opset = max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=21)
-    add_tensor = graph.add_tensor
-    initializers = {}
+    fresh = sources is None
+    nodes = _Nodes(graph, opset, sources if sources is not None else onnx_params.Sources())
+    _add_initializers(g, graph, nodes.sources if fresh else None, label)
+    graph.inputs = [i.name for i in _graph_inputs(model)]
+    graph.outputs = [o.name for o in g.output]
+    for name in graph.inputs:
+        graph.add_tensor(name)
+    for index, node in enumerate(g.node):
+        if node.op_type == "Constant" and node.output:
+            _add_constant(node, graph)
+        if fresh:
+            nodes.sources.visit(node, graph.constants)
+        _add_node(node, index, nodes, label)
+    for layer, tensor in nodes.undefined:
+        if tensor not in graph.producer:
+            raise ArchlintError(f"{label}: node '{layer}' reads tensor '{tensor}', which no node, input or "
+                                f"initializer defines")
+    return nodes
+
+
+def _add_initializers(g: onnx.GraphProto, graph: ModelGraph, sources: onnx_params.Sources | None,
+                      label: str) -> None:
+    """Initializers (dense and sparse) as tensors; small ones' values as constants."""
     for init in g.initializer:
+        onnx_checks.check_initializer(init, label)
         if any(d < 0 for d in init.dims):
             raise ArchlintError(f"initializer '{init.name}' has a negative dimension ({list(init.dims)}): "
                                 f"the file is corrupt")
-        initializers[init.name] = init
         graph.add_tensor(init.name, tuple(init.dims), DTYPES.get(init.data_type))
         value = _constant_value(init)
         if value is not None:
             graph.constants[init.name] = value
+        if sources is not None:
+            sources.initializer(init)
     for sparse in g.sparse_initializer:
         graph.add_tensor(sparse.values.name, tuple(sparse.dims), DTYPES.get(sparse.values.data_type))
-        initializers[sparse.values.name] = sparse.values
+        if sources is not None:
+            sources.of[sparse.values.name] = onnx_params.stored(sparse.values.name, tuple(sparse.dims),
+                                                                sparse.values.data_type)
 
-    graph.inputs = [i.name for i in _graph_inputs(model)]
-    graph.outputs = [o.name for o in g.output]
-    # TorchScript exports store parameters with equal values once and re-create the
-    # others with Identity nodes: each Identity output is a parameter of its own (found in
-    # the node loop: nodes are topologically sorted, so the Identity precedes its readers).
-    aliases = set()
-    tensors = graph.tensors
-    constants = graph.constants
-    ints_type, int_type = onnx.AttributeProto.INTS, onnx.AttributeProto.INT
-    attribute_value = helper.get_attribute_value
-    no_inits = initializers.keys().isdisjoint
-    normalise: list[Layer] = []
-    ignores: list[tuple[Layer, str]] = []
-    for index, node in enumerate(g.node):
-        op_type = node.op_type
-        inputs = node.input[:]
-        raw_outputs = node.output[:]
-        outputs = raw_outputs if len(raw_outputs) == 1 and raw_outputs[0] else [t for t in raw_outputs if t]
-        if op_type == "Identity" and inputs and raw_outputs and inputs[0] in initializers:
-            src = initializers[inputs[0]]
-            if src.data_type in FLOAT_TYPES:
-                initializers[raw_outputs[0]] = src
-                aliases.add(raw_outputs[0])
-        attributes = node.attribute
-        if op_type == "Constant" and raw_outputs:
-            for attr in attributes:
-                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-                    value = _constant_value(attr.t)
-                    if value is not None:
-                        constants[raw_outputs[0]] = value
-                    add_tensor(raw_outputs[0], tuple(attr.t.dims), DTYPES.get(attr.t.data_type))
-        domain = node.domain
-        standard = domain in STANDARD_DOMAINS
-        kind = OP_KINDS.get(op_type, UNKNOWN) if standard else UNKNOWN
-        # helper.get_attribute_value, with the two commonest types read directly
-        attrs = {a.name: list(a.ints) if a.type == ints_type else a.i if a.type == int_type else attribute_value(a)
-                 for a in attributes} if attributes else {}
-        op = op_type if standard else f"{domain}.{op_type}"
-        weights = ([] if no_inits(inputs) or raw_outputs and raw_outputs[0] in aliases
-                   else _param_inputs(node, initializers))
-        props = node.metadata_props
-        name = node.name
-        layer = Layer(name or f"{op_type}_{index}", op, kind, inputs, outputs, attrs, weights,
-                      _module_name(node) if props or name.startswith("/") else None)
-        if kind != UNKNOWN:
-            if op_type in NORMALISERS:
-                normalise.append(layer)  # may read tensor shapes: done once they are known
-            else:
-                layer.attrs = {}  # the kind's formulas read no attribute
-            if op_type == "MatMul" and len(inputs) > 1 and inputs[1] in weights:
-                layer.kind = "linear"
-        graph.add_layer(layer)
-        if weights:
-            graph.params.update(weights)
-        for t in outputs:
-            if t not in tensors:
-                add_tensor(t)
-        for t in inputs:
-            if t and t not in tensors:
-                add_tensor(t)
-        if props:
-            ignore = [p.value for p in props if p.key == "archlint.ignore"]
-            if ignore:
-                ignores.append((layer, ignore[0]))
-    return _Nodes(graph, opset, normalise, ignores)
+
+def _add_constant(node: onnx.NodeProto, graph: ModelGraph) -> None:
+    """A Constant node's output tensor, and its value when small."""
+    out = node.output[0]
+    for attr in node.attribute:
+        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+            value = _constant_value(attr.t)
+            if value is not None:
+                graph.constants[out] = value
+            graph.add_tensor(out, tuple(attr.t.dims), DTYPES.get(attr.t.data_type))
+        elif attr.name in ("value_int", "value_ints", "value_float", "value_floats"):
+            value = helper.get_attribute_value(attr)
+            many = isinstance(value, list)
+            graph.constants[out] = list(value) if many else [value]
+            graph.add_tensor(out, (len(value),) if many else (), "int64" if "int" in attr.name else "float32")
+
+
+_INTS, _INT = onnx.AttributeProto.INTS, onnx.AttributeProto.INT
+
+
+def _add_node(node: onnx.NodeProto, index: int, nodes: _Nodes, label: str) -> None:
+    """One node as a layer: its kind and inputs from its :mod:`onnx_ops` record, its parameters
+    from the graph's sources."""
+    graph = nodes.graph
+    op_type, domain = node.op_type, node.domain
+    raw_inputs = node.input[:]
+    raw_outputs = node.output[:]
+    outputs = raw_outputs if len(raw_outputs) == 1 and raw_outputs[0] else [t for t in raw_outputs if t]
+    record = onnx_ops.lookup(domain, op_type)
+    attributes = node.attribute
+    # helper.get_attribute_value, with the two commonest types read directly
+    attrs = {a.name: list(a.ints) if a.type == _INTS else a.i if a.type == _INT else helper.get_attribute_value(a)
+             for a in attributes} if attributes else {}
+    weights = nodes.sources.claims(record, op_type, raw_inputs)
+    kind, inputs = UNKNOWN, raw_inputs
+    if record is not None:
+        kind, promoted = record.kind, False
+        if record.promote is not None and weights:
+            position = record.promote[1]
+            if position < len(raw_inputs) and nodes.sources.of.get(raw_inputs[position]) is not None \
+                    and nodes.sources.of[raw_inputs[position]].root in weights:
+                kind, promoted = record.promote[0], True
+        inputs = record.arrange(raw_inputs, kind, promoted)
+    props = node.metadata_props
+    name = node.name
+    layer = Layer(name or f"{op_type}_{index}", op_type if domain in STANDARD_DOMAINS else f"{domain}.{op_type}",
+                  kind, inputs, outputs, attrs, weights, _module_name(node) if props or name.startswith("/") else None)
+    if record is not None:
+        if record.normalise is not None:
+            nodes.normalise.append((layer, record.normalise, raw_inputs))  # may read tensor shapes: done once known
+        else:
+            layer.attrs = {}  # the kind's formulas read no attribute
+    producer = graph.producer
+    for t in outputs:
+        if t in producer:
+            raise ArchlintError(f"{label}: tensor '{t}' is written by two nodes ('{producer[t]}' and "
+                                f"'{layer.name}'): output names must be unique")
+    graph.add_layer(layer)
+    if weights:
+        graph.params.update(weights)
+    tensors, add_tensor = graph.tensors, graph.add_tensor
+    for t in raw_inputs:
+        if t and t not in tensors:
+            nodes.undefined.append((layer.name, t))
+            add_tensor(t)
+    for t in outputs:
+        if t not in tensors:
+            add_tensor(t)
+    if props:
+        ignore = [p.value for p in props if p.key == "archlint.ignore"]
+        if ignore:
+            nodes.ignores.append((layer, ignore[0]))
 
 
 def _attach_shapes(nodes: _Nodes, inferred: onnx.ModelProto, note: str | None) -> ModelGraph:
@@ -415,10 +498,9 @@ def _attach_shapes(nodes: _Nodes, inferred: onnx.ModelProto, note: str | None) -
             found = decoded[key] = _value_shape(vi)
         add_tensor(vi.name, *found)
     opset = nodes.opset
-    for layer in nodes.normalise:
-        op_type = layer.op
+    for layer, normalise, raw_inputs in nodes.normalise:
         try:
-            layer.attrs = NORMALISERS[op_type](op_type, layer.attrs, layer.inputs, graph, opset)
+            layer.attrs = normalise(layer.op.rpartition(".")[2], layer.attrs, raw_inputs, graph, opset)
         except (TypeError, ValueError, IndexError, KeyError, AttributeError, ZeroDivisionError):
             layer.kind = UNKNOWN  # malformed attributes: listed as not costed, never guessed
             layer.attrs["malformed"] = True
@@ -432,29 +514,6 @@ def _missing_output_shape(graph: ModelGraph) -> bool:
     """Some layer output has no static shape (read off the translated graph, not the proto)."""
     tensors = graph.tensors
     return any(tensors[t].shape is None for layer in graph.layers_as_added() for t in layer.outputs)
-
-
-def _param_inputs(node: onnx.NodeProto, initializers: dict[str, onnx.TensorProto]) -> list[str]:
-    """Float initializers read in a data slot: trainable parameters.
-
-    Scalars are left out (scaling constants such as ``1/sqrt(d)`` are not parameters),
-    and so are slots that hold buffers or shape data (BatchNorm's running statistics,
-    Resize scales, Pad values).
-    """
-    skip = NON_PARAM_SLOTS.get(node.op_type, ())
-    out = []
-    for slot, name in enumerate(node.input):
-        init = initializers.get(name)
-        if init is None or slot in skip or init.data_type not in FLOAT_TYPES:
-            continue
-        numel = 1
-        for d in init.dims:
-            numel *= d
-        weight_slot = node.op_type in ("Conv", "ConvTranspose", "Gemm", "BatchNormalization",
-                                       "LayerNormalization", "InstanceNormalization", "GroupNormalization", "PRelu")
-        if numel > 1 or (weight_slot and slot > 0):
-            out.append(name)
-    return out
 
 
 def _module_name(node: onnx.NodeProto) -> str | None:
@@ -491,158 +550,3 @@ def _join_scopes(parts: list[str]) -> str:
         elif part != qualified:
             qualified = f"{qualified}.{part}"
     return qualified
-
-
-def _ints(graph: ModelGraph, name: str | None) -> list[Any] | None:
-    if not name:
-        return None
-    return graph.constants.get(name)
-
-
-def _text(v: Any) -> Any:
-    return v.decode() if isinstance(v, bytes) else v
-
-
-def _norm_window(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-                 opset: int) -> dict[str, Any]:
-    """Conv, ConvTranspose, pools: kernel (the attribute, else the weight's spatial dims),
-    stride, dilation, pads, groups; output padding for a transposed conv, mode for a pool."""
-    wname = inputs[3] if op_type == "QLinearConv" else (inputs[1] if len(inputs) > 1 else None)
-    wshape = graph.shape(wname) if wname else None
-    kernel = list(attrs.get("kernel_shape") or (wshape[2:] if wshape else []))
-    n = len(kernel)
-    out = dict(kernel=kernel, stride=list(attrs.get("strides") or [1] * n),
-               dilation=list(attrs.get("dilations") or [1] * n),
-               pads=list(attrs.get("pads") or [0] * (2 * n)), auto_pad=_text(attrs.get("auto_pad", "NOTSET")),
-               groups=attrs.get("group", 1), ceil_mode=bool(attrs.get("ceil_mode", 0)))
-    if op_type == "ConvTranspose":
-        out["output_padding"] = list(attrs.get("output_padding") or [0] * n)
-        if "output_shape" in attrs:
-            out["output_shape"] = list(attrs["output_shape"])
-    if op_type in ("MaxPool", "AveragePool", "LpPool"):
-        out["mode"] = {"MaxPool": "max", "AveragePool": "avg", "LpPool": "lp"}[op_type]
-        out["count_include_pad"] = bool(attrs.get("count_include_pad", 0))
-    return out
-
-
-def _norm_gemm(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-               opset: int) -> dict[str, Any]:
-    return {"trans_a": bool(attrs.get("transA", 0)), "trans_b": bool(attrs.get("transB", 0))}
-
-
-def _norm_einsum(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-                 opset: int) -> dict[str, Any]:
-    return {"equation": _text(attrs.get("equation"))}
-
-
-def _norm_softmax(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-                  opset: int) -> dict[str, Any]:
-    """The default axis changed from 1 to -1 in opset 13."""
-    return {"axis": attrs.get("axis", -1 if opset >= 13 else 1)}
-
-
-def _norm_axis(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-               opset: int) -> dict[str, Any]:
-    return {"axis": attrs.get("axis", 0)}
-
-
-def _norm_transpose(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-                    opset: int) -> dict[str, Any]:
-    return {"perm": list(attrs["perm"])} if "perm" in attrs else {}
-
-
-def _norm_resize(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-                 opset: int) -> dict[str, Any]:
-    mode = _text(attrs.get("mode", "nearest"))
-    return {"mode": {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode),
-            "coordinate_transformation_mode": _text(attrs.get("coordinate_transformation_mode", "half_pixel"))}
-
-
-def _norm_pad(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-              opset: int) -> dict[str, Any]:
-    """Pads from the attribute (opset < 11) or the constant input, spread over every axis
-    when an ``axes`` input names only some."""
-    pads = attrs.get("pads") or attrs.get("paddings") or _ints(graph, inputs[1] if len(inputs) > 1 else None)
-    axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
-    if pads is not None and axes is not None:
-        rank = len(graph.shape(inputs[0]) or ())
-        if rank:
-            full = [0] * (2 * rank)
-            for i, a in enumerate(axes):
-                full[a % rank] = pads[i]
-                full[rank + a % rank] = pads[len(axes) + i]
-            pads = full
-    return {"pads": list(pads) if pads is not None else None, "mode": _text(attrs.get("mode", "constant"))}
-
-
-def _norm_slice(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-                opset: int) -> dict[str, Any]:
-    """Where the slice starts on each axis and its step (the field needs them; its end only
-    sets the size)."""
-    out: dict[str, Any] = {}
-    if opset < 10 or "starts" in attrs:
-        starts, axes, steps = attrs.get("starts"), attrs.get("axes"), None
-    else:
-        starts = _ints(graph, inputs[1] if len(inputs) > 1 else None)
-        axes = _ints(graph, inputs[3] if len(inputs) > 3 else None)
-        steps = _ints(graph, inputs[4] if len(inputs) > 4 else None)
-    if starts is not None:
-        rank = len(graph.shape(inputs[0]) or ()) or len(starts)
-        axes = list(axes) if axes is not None else list(range(len(starts)))
-        steps = list(steps) if steps is not None else [1] * len(starts)
-        size = graph.shape(inputs[0])
-        st = {}
-        for a, b, step in zip(axes, starts, steps):
-            a %= rank
-            if size is not None:
-                b = max(min(b, size[a]), -size[a])
-            st[a] = b
-        out["starts"] = st
-        out["steps"] = {a % rank: step for a, step in zip(axes, steps)}
-    return out
-
-
-def _norm_depth_to_space(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-                         opset: int) -> dict[str, Any]:
-    return {"blocksize": attrs.get("blocksize"), "mode": _text(attrs.get("mode", "DCR"))}
-
-
-def _norm_reduce(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-                 opset: int) -> dict[str, Any]:
-    """Axes from the attribute or (opset 18) the constant input; ArgMax/ArgMin reduce one ``axis``."""
-    axes = attrs.get("axes")
-    if axes is None and len(inputs) > 1:
-        axes = _ints(graph, inputs[1])
-    if op_type in ("ArgMax", "ArgMin"):
-        axes = [attrs.get("axis", 0)]
-    if axes is None and attrs.get("noop_with_empty_axes", 0):
-        axes = []
-    return {"axes": list(axes) if axes is not None else None, "keepdims": bool(attrs.get("keepdims", 1))}
-
-
-_NORM_NAMES = {"BatchNormalization": "batch", "LayerNormalization": "layer", "InstanceNormalization": "instance",
-               "GroupNormalization": "group", "LpNormalization": "lp", "LRN": "lrn",
-               "MeanVarianceNormalization": "mvn", "RMSNormalization": "rms"}
-
-
-def _norm_norm(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
-               opset: int) -> dict[str, Any]:
-    return {"norm": _NORM_NAMES[op_type]}
-
-
-Normaliser = Callable[[str, dict[str, Any], list[str], ModelGraph, int], dict[str, Any]]
-
-# ONNX op type -> the function that translates its attributes into the registry's
-# normalised attributes (they may read tensor shapes, so they run once shapes are known).
-# An op type not listed here keeps no attributes: its kind's formulas read none.
-NORMALISERS: dict[str, Normaliser] = {
-    **dict.fromkeys(("Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv"),
-                    _norm_window),
-    "Gemm": _norm_gemm, "Einsum": _norm_einsum,
-    **dict.fromkeys(("Softmax", "LogSoftmax", "Hardmax"), _norm_softmax),
-    **dict.fromkeys(("Concat", "Gather", "GatherElements", "Split"), _norm_axis),
-    "Transpose": _norm_transpose, "Resize": _norm_resize, "Upsample": _norm_resize, "Pad": _norm_pad,
-    **dict.fromkeys(_NORM_NAMES, _norm_norm),
-    "Slice": _norm_slice, "DepthToSpace": _norm_depth_to_space, "SpaceToDepth": _norm_depth_to_space,
-    **dict.fromkeys([op for op in OP_KINDS if op.startswith("Reduce")] + ["ArgMax", "ArgMin"], _norm_reduce),
-}

@@ -18,8 +18,50 @@ DTYPES = {v: helper.tensor_dtype_to_np_dtype(v).name for v in TensorProto.DataTy
 
 def infer(model: onnx.ModelProto) -> onnx.ModelProto:
     """onnx shape inference with data propagation (shapes computed from constant shape
-    arithmetic), lenient about types; raises what onnx raises."""
+    arithmetic), lenient about types; raises what onnx raises.
+
+    onnx has no shape functions for onnxruntime's ``com.microsoft`` quantized ops
+    (``QLinearAdd``, ``QGemm``, ...), so everything after one would stay unknown: inference
+    runs on a shadow copy where each is replaced by the standard op with the same output
+    shape (:attr:`onnx_ops.OnnxOp.standard`), and the shapes found are copied back."""
+    shadow = _standard_shadow(model)
+    if shadow is None:
+        return _infer(model)
+    inferred = _infer(shadow)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    del out.graph.value_info[:]
+    out.graph.value_info.extend(inferred.graph.value_info)
+    del out.graph.output[:]
+    out.graph.output.extend(inferred.graph.output)
+    return out
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+
+
+def _standard_shadow(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A copy of the model with every contrib op that has a standard equivalent replaced by it
+    (its data, weight and bias inputs, its attributes but ``channels_last``); None when there is none."""
+    from archlint.frontends.onnx_ops import PARAM_ROLES, lookup
+    nodes = model.graph.node
+    if not any(node.domain == "com.microsoft" for node in nodes):
+        return None
+    shadow = onnx.ModelProto()
+    shadow.CopyFrom(model)
+    changed = False
+    for node in shadow.graph.node:
+        record = lookup(node.domain, node.op_type) if node.domain == "com.microsoft" else None
+        if record is None or record.standard is None:
+            continue
+        inputs = [name for i, name in enumerate(node.input) if record.role(i) in PARAM_ROLES | {"data"}]
+        attrs = [a for a in node.attribute if a.name != "channels_last"]
+        replacement = helper.make_node(record.standard, inputs, list(node.output), name=node.name)
+        replacement.attribute.extend(attrs)
+        node.CopyFrom(replacement)
+        changed = True
+    return shadow if changed else None
 
 
 def infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
@@ -93,6 +135,8 @@ def fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> on
 
 
 def value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str | None]:
+    """The static shape of a tensor (zero-size dims included), or None when any dim is
+    symbolic or unknown."""
     tt = vi.type.tensor_type
     dtype = DTYPES.get(tt.elem_type)
     if not tt.HasField("shape"):
@@ -104,4 +148,3 @@ def value_shape(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, str | 
         if not d.HasField("dim_value") or d.dim_value < 0:
             return None, dtype
     return dims, dtype
-

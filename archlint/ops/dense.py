@@ -157,30 +157,55 @@ def einsum_flops(call: OpCall, macs: int) -> int:
 EINSUM.rf(_mixes_positions)
 
 
+class AttentionAttrs(TypedDict, total=False):
+    """Head counts of 3-D inputs ``[B, S, heads * head_size]`` (ONNX Attention, opset 23)."""
+
+    q_num_heads: int
+    kv_num_heads: int
+
+
 ATTENTION = kind("attention", "Fused scaled dot-product attention softmax(QK^T/sqrt(d))V.",
                  examples=("F.scaled_dot_product_attention", "Attention (ONNX opset 23)"),
-                 slots=("data", "data", "data", "mask"), token_mixing=True)
+                 slots=("data", "data", "data", "mask", "state", "state"), token_mixing=True, attrs=AttentionAttrs)
+
+
+def _attention_dims(call: OpCall) -> tuple[int, int, int, int, int]:
+    """``(rows, heads, Skv, D, Dv)``: ``rows = B*Hq*Sq`` query rows, ``Skv`` the key length
+    including a cached ``past_key`` (input 4, ``[B, Hkv, past, D]``), ``D``/``Dv`` the head sizes.
+    4-D (or torch's ``[..., L, E]``) inputs carry heads in their shape; 3-D ONNX inputs
+    ``[B, S, H*D]`` are split by ``q_num_heads`` and ``kv_num_heads`` (grouped-query attention
+    shares each K/V head among ``Hq/Hkv`` query heads)."""
+    q, k, v = call.input(0), call.input(1), call.input(2)
+    past = call.in_shapes[4] if len(call.in_shapes) > 4 else None
+    skv = k[-2] + (past[-2] if past is not None else 0)
+    hq = call.attr("q_num_heads")
+    if len(q) == 3 and hq:
+        hkv = call.attr("kv_num_heads") or hq
+        return q[0] * q[1] * hq, hq, skv, q[-1] // hq, v[-1] // hkv
+    return numel(q[:-1]), 1, skv, q[-1], v[-1]
 
 
 @ATTENTION.shape
 def attention_shape(call: OpCall) -> list[Shape]:
-    """``[*q.shape[:-1], v.shape[-1]]``."""
-    return [(*call.input(0)[:-1], call.input(2)[-1])]
+    """``[*q.shape[:-1], Dv]`` (``[B, Sq, Hq*Dv]`` for 3-D inputs)."""
+    _, heads, _, _, dv = _attention_dims(call)
+    return [(*call.input(0)[:-1], heads * dv)]
 
 
 @ATTENTION.macs
 def attention_macs(call: OpCall) -> int:
-    """Q ``[B,H,Sq,D]``, K ``[B,H,Sk,D]``, V ``[B,H,Sk,Dv]``: ``B*H*Sq*Sk*(D + Dv)``
-    (``QK^T`` then ``softmax(.)V``)."""
-    q, k, v = call.input(0), call.input(1), call.input(2)
-    return numel(q[:-1]) * k[-2] * (q[-1] + v[-1])
+    """Q ``[B,Hq,Sq,D]``, K ``[B,Hkv,Sk,D]``, V ``[B,Hkv,Sk,Dv]``, with ``past`` cached keys:
+    ``B*Hq*Sq*(past+Sk)*(D + Dv)`` (``QK^T`` then ``softmax(.)V``, every query head against
+    the whole key length, grouped-query or not)."""
+    rows, _, skv, d, dv = _attention_dims(call)
+    return rows * skv * (d + dv)
 
 
 @ATTENTION.flops
 def attention_flops(call: OpCall, macs: int) -> int:
-    """``2 * MACs + B*H*Sq*Sk`` (one per score for scaling and softmax)."""
-    q, k = call.input(0), call.input(1)
-    return 2 * macs + numel(q[:-1]) * k[-2]
+    """``2 * MACs + B*Hq*Sq*Skv`` (one per score for scaling and softmax)."""
+    rows, _, skv, _, _ = _attention_dims(call)
+    return 2 * macs + rows * skv
 
 
 ATTENTION.rf(_mixes_positions)

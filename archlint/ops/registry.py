@@ -104,8 +104,9 @@ def _per_output(call: OpCall, macs: int = 0) -> int:
     return sum(numel(s) for s in call.out_shapes if s is not None)
 
 
-# Input roles: what a tensor read by a layer is to the op.
-ROLES = ("data", "weight", "bias", "scale", "zero_point", "state", "shape", "index", "mask")
+# Input roles: what a tensor read by a layer is to the op. ``config``: an input that carries
+# what could be an attribute (pads, axes, clip bounds, a region of interest).
+ROLES = ("data", "weight", "bias", "scale", "zero_point", "state", "shape", "index", "mask", "config")
 # Attributes any layer may carry beside its kind's schema (suppressions, a malformed-file flag).
 COMMON_ATTRS = frozenset({"archlint.ignore", "malformed"})
 CONV_CLASSES = ("dense", "grouped", "depthwise")

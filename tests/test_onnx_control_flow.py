@@ -1,0 +1,122 @@
+"""ONNX control flow (issue 17.8): an ``If`` whose condition is data is costed as its larger
+branch, with a warning naming it and both branch costs; ``Loop`` and ``Scan`` with a static trip
+count cost trips x body; without one they are listed as not costed (totals partial).
+
+Models are built with onnx.helper; each expected figure is derived in the test's docstring."""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+import archlint
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _w(name, shape):
+    return numpy_helper.from_array(np.ones(shape, np.float32), name)
+
+
+def _if_model():
+    """x [1, 3, 8, 8]; a scalar bool input ``c`` (data: no shape fixes it) chooses between
+    then: Conv 3 -> 4, 3x3, pad 1 (weight in the branch: 4*3*3*3 = 108 params), and
+    else: Conv 3 -> 4, 1x1 (weight w1 in the outer graph: 4*3 = 12 params)."""
+    then = helper.make_graph([helper.make_node("Conv", ["x", "w3"], ["t"], pads=[1, 1, 1, 1], name="conv3")],
+                             "then", [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+                             [_w("w3", (4, 3, 3, 3))])
+    other = helper.make_graph([helper.make_node("Conv", ["x", "w1"], ["e"], name="conv1")],
+                              "else", [], [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    node = helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other, name="choose")
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
+              helper.make_tensor_value_info("c", TensorProto.BOOL, [])]
+    return _model([node], inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                  [_w("w1", (4, 3, 1, 1))])
+
+
+def test_if_on_data_takes_the_larger_branch():
+    """then: 4 out channels * 8*8 positions * 3*3*3 = 6,912 MACs; else: 4 * 64 * 3 = 768.
+    The total is the larger, 6,912, not partial; params count both branches' weights,
+    108 + 12 = 120; the warning names the If and both costs."""
+    report = archlint.analyze(_if_model(), lint=False)
+    assert report.totals.macs == 6912
+    assert not report.totals.partial
+    assert report.totals.params == 120
+    note = [w for w in report.warnings if "If 'choose'" in w]
+    assert note and "then_branch 6.91K MACs" in note[0] and "else_branch 768 MACs" in note[0]
+
+
+def test_if_with_an_uncostable_branch_is_partial():
+    """A branch holding an op with no cost formula (a custom-domain op) cannot be costed:
+    the If is listed, never taken as its other branch."""
+    model = _if_model()
+    then = model.graph.node[0].attribute[0].g
+    then.node.append(helper.make_node("Mystery", ["t"], ["t2"], domain="example.custom", name="odd"))
+    then.output[0].name = "t2"
+    model.opset_import.append(helper.make_opsetid("example.custom", 1))
+    report = archlint.analyze(model, lint=False)
+    assert report.totals.partial
+    assert [u["layer"] for u in report.totals.uncounted_ops] == ["choose"]
+
+
+def _loop_model(trips):
+    """x [1, 16] carried through a Loop whose body multiplies it by W [16, 16] (MatMul) each
+    iteration; ``trips`` is the constant M, or None for a trip count given as a graph input."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("MatMul", ["h", "W"], ["h_out"], name="step")],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, None)])
+    inits = [_w("W", (16, 16)), numpy_helper.from_array(np.array(True), "cond")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])]
+    if trips is None:
+        inputs.append(helper.make_tensor_value_info("M", TensorProto.INT64, []))
+    else:
+        inits.append(numpy_helper.from_array(np.array(trips, np.int64), "M"))
+    node = helper.make_node("Loop", ["M", "cond", "x"], ["y"], body=body, name="loop")
+    return _model([node], inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+
+
+def test_loop_with_a_static_trip_count():
+    """Each iteration: [1, 16] x [16, 16] = 256 MACs; M = 5 trips: 1,280 MACs; W counted once,
+    256 params."""
+    report = archlint.analyze(_loop_model(5), lint=False)
+    assert report.totals.macs == 1280
+    assert not report.totals.partial
+    assert report.totals.params == 256
+
+
+def test_loop_with_a_data_trip_count_is_partial():
+    """M is a graph input (its value is data): the Loop is listed as not costed."""
+    report = archlint.analyze(_loop_model(None), lint=False)
+    assert report.totals.partial
+    assert [u["layer"] for u in report.totals.uncounted_ops] == ["loop"]
+    assert "trip count" in report.totals.uncounted_ops[0]["reason"]
+
+
+def test_scan_runs_its_body_once_per_slice():
+    """Scan over xs [7, 8] (axis 0: 7 trips), state h [1, 8]; body: s = h + x_t (x_t [8]),
+    o = s @ W (W [8, 4]): 1*8*4 = 32 MACs a step, 7 * 32 = 224 MACs."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["h", "xt"], ["s"]), helper.make_node("MatMul", ["s", "W"], ["o"])],
+        "body",
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("xt", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("o", TensorProto.FLOAT, None)])
+    node = helper.make_node("Scan", ["h0", "xs"], ["hN", "ys"], body=body, num_scan_inputs=1, name="scan")
+    inputs = [helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 8]),
+              helper.make_tensor_value_info("xs", TensorProto.FLOAT, [7, 8])]
+    outputs = [helper.make_tensor_value_info("hN", TensorProto.FLOAT, None),
+               helper.make_tensor_value_info("ys", TensorProto.FLOAT, None)]
+    report = archlint.analyze(_model([node], inputs, outputs, [_w("W", (8, 4))]), lint=False)
+    assert report.totals.macs == 224
+    assert not report.totals.partial
+    assert report.totals.params == 32
