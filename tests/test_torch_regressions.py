@@ -93,7 +93,7 @@ def test_source_lines_of_a_model_under_a_library_named_folder(tmp_path, folder):
     relu call on line 11) and the suppressions written there are found."""
     from archlint.frontends import torch_target
     from archlint.frontends.torch_source import is_library
-    from archlint.rules.suppression import layer_suppressions
+    from archlint.rules.suppression import suppression_sites
 
     path = tmp_path / folder / "model.py"
     path.parent.mkdir()
@@ -104,8 +104,8 @@ def test_source_lines_of_a_model_under_a_library_named_folder(tmp_path, folder):
     assert Path(file).resolve() == path.resolve() and line == 8
     file, line = report.layer("relu").source
     assert Path(file).resolve() == path.resolve() and line == 11
-    found = layer_suppressions(report)
-    assert found["conv"][0] == {"AL107"} and found["relu"][0] == {"*"}
+    sites, layer_site = suppression_sites(report)
+    assert sites[layer_site["conv"]].codes == {"AL107"} and sites[layer_site["relu"]].codes == {"*"}
 
 
 def test_library_code_is_torch_archlint_and_installed_packages():
