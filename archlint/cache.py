@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from archlint.analyses.receptive_field import RFRecord
+from archlint.analyses.rewrite import Cost, Fix
 from archlint.findings import Finding, Saving
+from archlint.ir import Layer, TensorInfo
 from archlint.report import LayerRecord, ModelInfo, Report, Totals
 
 CACHE_DIR = ".archlint_cache"
@@ -73,6 +75,35 @@ def _fields(obj: Any) -> dict[str, Any]:
     return {f.name: _enc(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
+def _encode_fix(fix: Fix) -> dict[str, Any]:
+    """A finding's :class:`Fix`: its layers and tensors as their fields, its costs as theirs."""
+    d = _fields(dataclasses.replace(fix, original=[], layers=[], tensors={}, boundary={}, before=None, after=None))
+    d["original"] = [_fields(layer) for layer in fix.original]
+    d["layers"] = [_fields(layer) for layer in fix.layers]
+    d["tensors"] = {name: _fields(t) for name, t in fix.tensors.items()}
+    d["boundary"] = {name: _fields(t) for name, t in fix.boundary.items()}
+    d["before"] = _fields(fix.before) if fix.before is not None else None
+    d["after"] = _fields(fix.after) if fix.after is not None else None
+    return d
+
+
+def _decode_fix(d: dict[str, Any]) -> Fix:
+    def layer(x: dict[str, Any]) -> Layer:
+        return Layer(**{k: _dec(v) for k, v in x.items()})
+
+    def tensor(x: dict[str, Any]) -> TensorInfo:
+        return TensorInfo(**{k: _dec(v) for k, v in x.items()})
+
+    def cost(x: dict[str, Any] | None) -> Cost | None:
+        return None if x is None else Cost(**{k: _dec(v) for k, v in x.items()})
+    values = {k: _dec(v) for k, v in d.items()
+              if k not in ("original", "layers", "tensors", "boundary", "before", "after")}
+    return Fix(**values, original=[layer(x) for x in d["original"]], layers=[layer(x) for x in d["layers"]],
+               tensors={n: tensor(x) for n, x in d["tensors"].items()},
+               boundary={n: tensor(x) for n, x in d["boundary"].items()},
+               before=cost(d["before"]), after=cost(d["after"]))
+
+
 def encode(report: Report) -> dict[str, Any]:
     """The report (without its graph and profile object) as JSON-ready data."""
     layers = []
@@ -83,8 +114,9 @@ def encode(report: Report) -> dict[str, Any]:
         layers.append(d)
     findings = []
     for f in report.findings:
-        d = {k: v for k, v in _fields(dataclasses.replace(f, saving=None)).items()}
+        d = {k: v for k, v in _fields(dataclasses.replace(f, saving=None, fix=None)).items()}
         d["saving"] = _fields(f.saving) if f.saving is not None else None
+        d["fix"] = _encode_fix(f.fix) if f.fix is not None else None
         findings.append(d)
     return {"model": _fields(report.model), "totals": _fields(report.totals), "layers": layers,
             "findings": findings, "warnings": _enc(list(report.warnings))}
@@ -99,9 +131,10 @@ def decode(data: dict[str, Any]) -> Report:
         layers.append(LayerRecord(**values))
     findings = []
     for d in data["findings"]:
-        values = {k: _dec(v) for k, v in d.items() if k != "saving"}
+        values = {k: _dec(v) for k, v in d.items() if k not in ("saving", "fix")}
         saving = d.get("saving")
         values["saving"] = Saving(**{k: _dec(v) for k, v in saving.items()}) if saving is not None else None
+        values["fix"] = _decode_fix(d["fix"]) if d.get("fix") is not None else None
         findings.append(Finding(**values))
     model = ModelInfo(**{k: _dec(v) for k, v in data["model"].items()})
     totals = Totals(**{k: _dec(v) for k, v in data["totals"].items()})

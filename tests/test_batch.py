@@ -23,14 +23,14 @@ from tests.conftest import onnx_path
 BATCH_FORMATS = ["table", "concise", "json", "sarif", "github", "markdown", "html"]
 
 
-def conv_model(batch_dim: int | str = 1) -> onnx.ModelProto:
+def conv_model(batch_dim: int | str = 1, height: int | str = 8) -> onnx.ModelProto:
     """One 3x3 conv, 3 -> 8 channels, with bias: 8*3*3*3 + 8 = 224 parameters."""
     import numpy as np
     w = numpy_helper.from_array(np.ones((8, 3, 3, 3), dtype=np.float32), "w")
     b = numpy_helper.from_array(np.zeros((8,), dtype=np.float32), "b")
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch_dim, 3, 8, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch_dim, 8, 8, 8])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch_dim, 3, height, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch_dim, 8, height, 8])
     graph = helper.make_graph([node], "g", [x], [y], [w, b])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
@@ -49,12 +49,12 @@ def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
 
 @pytest.fixture
 def budget_batch(tmp_path: Path) -> Path:
-    """models/a_good.onnx (224 params, over a 200-param budget), models/sub/dynamic.onnx (symbolic
-    batch dimension) and models/sub/corrupt.onnx (not a protobuf)."""
+    """models/a_good.onnx (224 params, over a 200-param budget), models/sub/dynamic.onnx (a symbolic
+    height: a symbolic batch dimension alone defaults to 1) and models/sub/corrupt.onnx (not a protobuf)."""
     models = tmp_path / "models"
     (models / "sub").mkdir(parents=True)
     onnx.save(conv_model(), models / "a_good.onnx")
-    onnx.save(conv_model("batch"), models / "sub" / "dynamic.onnx")
+    onnx.save(conv_model(height="height"), models / "sub" / "dynamic.onnx")
     (models / "sub" / "corrupt.onnx").write_bytes(b"\x00not a model\xff")
     (tmp_path / "pyproject.toml").write_text('[tool.archlint]\n[tool.archlint.budgets]\nparams = 200\n')
     return tmp_path
@@ -74,7 +74,7 @@ def test_bad_files_hide_no_budget_failure(budget_batch: Path, jobs: str):
     assert len(lines) == 2, err
     assert lines[0].startswith("archlint: error: models/sub/corrupt.onnx: ")
     assert lines[1].startswith("archlint: error: models/sub/dynamic.onnx: ")
-    assert "symbolic dimension 'batch'" in lines[1]
+    assert "symbolic dimension 'height'" in lines[1]
     assert "Traceback" not in err
 
 
