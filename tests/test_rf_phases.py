@@ -368,3 +368,29 @@ def test_resize_maps_by_hand():
     assert rf.resize_map(8, 8, "linear") is None
     with pytest.raises(ValueError):
         rf.resize_map(8, 16, "nearest", "tf_crop_and_resize")
+
+
+@pytest.mark.parametrize("nearest_mode", ["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"])
+@pytest.mark.parametrize("coordinate", ["half_pixel", "asymmetric"])
+def test_onnx_nearest_mode_against_onnxruntime(nearest_mode, coordinate):
+    """ONNX Resize nearest 16 -> 40 (x5/2) with each nearest_mode: feeding x = 0, 1, ..., 15,
+    onnxruntime's output y[u] is the input index unit u reads; archlint's field of every unit
+    must be exactly that one index (half_pixel x(u) = (u + 1/2)*2/5 - 1/2, asymmetric u*2/5).
+    Units whose x rounds outside the input are clamped by onnxruntime, while fields are not
+    clipped to the input: only the units inside are compared."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [3], [1.0, 1.0, 2.5])
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest",
+                            coordinate_transformation_mode=coordinate, nearest_mode=nearest_mode)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 40])], [scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    read = sess.run(None, {"x": np.arange(16, dtype=np.float32).reshape(1, 1, 16)})[0].reshape(-1)
+    rec = archlint.analyze(model, lint=False).layers[-1].rf[0]
+    for u in range(2, 37):
+        assert rec.interval(0, u) == (int(read[u]), int(read[u])), (u, rec.interval(0, u), read[u])

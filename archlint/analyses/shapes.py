@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from archlint.ir import ModelGraph
+from archlint.ir import Layer, ModelGraph
 from archlint.ops import REGISTRY, OpCall, UnknownShape
 
 
-def call_of(graph: ModelGraph, layer) -> OpCall:  # type: ignore[no-untyped-def]
+def call_of(graph: ModelGraph, layer: Layer) -> OpCall:
     """The registry's view of a layer: its attributes and the shapes of its tensors."""
     get = graph.tensors.get
     return OpCall(layer.attrs, [info.shape if (info := get(t)) is not None else None for t in layer.inputs],

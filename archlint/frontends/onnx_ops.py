@@ -174,9 +174,17 @@ def transpose(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: Mod
 
 
 def resize(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph, opset: int) -> dict[str, Any]:
+    """Mode and sampling grid. Upsample and Resize before opset 11 read ``x = v/scale``
+    (``asymmetric``, nearest by ``floor``); from opset 11 the attributes default to
+    ``half_pixel`` and ``round_prefer_floor`` (ONNX operator specification)."""
     mode = _text(attrs.get("mode", "nearest"))
-    return {"mode": {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode),
-            "coordinate_transformation_mode": _text(attrs.get("coordinate_transformation_mode", "half_pixel"))}
+    mode = {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    legacy = op_type == "Upsample" or opset < 11
+    out = {"mode": mode, "coordinate_transformation_mode": "asymmetric" if legacy else _text(
+        attrs.get("coordinate_transformation_mode", "half_pixel"))}
+    if mode == "nearest":
+        out["nearest_mode"] = "floor" if legacy else _text(attrs.get("nearest_mode", "round_prefer_floor"))
+    return out
 
 
 def pad(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph, opset: int) -> dict[str, Any]:

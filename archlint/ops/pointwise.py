@@ -57,9 +57,9 @@ ELEMENTWISE = kind("elementwise", "Broadcasting arithmetic (Add, Mul, Sub, Div, 
 @ELEMENTWISE.shape
 def elementwise_shape(call: OpCall) -> list[Shape]:
     """numpy broadcasting of every input's shape."""
-    shapes = [s for s in call.in_shapes]
-    if any(s is None for s in shapes):
-        return [call.x] if len(shapes) == 1 else []
+    shapes = [s for s in call.in_shapes if s is not None]
+    if len(shapes) != len(call.in_shapes):
+        return [call.x] if len(call.in_shapes) == 1 else []
     return [broadcast(*shapes)]
 
 
