@@ -142,10 +142,37 @@ class Job:
         from archlint.input_spec import parse
         from archlint.lint import lint
         spec = parse(self.input_shapes) if self.input_shapes else parse(self.config.input_shape_for(target))
-        report = analyze(target, spec, dtype=self.config.dtype, profile=self.config.profile, lint=False)
+        if target == STDIN:
+            report = _analyse_stdin(spec, self.config)
+        else:
+            report = analyze(target, spec, dtype=self.config.dtype, profile=self.config.profile, lint=False)
         if not self.no_lint:
             lint(report, self.config)
         return report
+
+
+STDIN = "-"
+
+
+def _analyse_stdin(spec: Any, config: Any) -> Report:
+    """An ONNX model read from standard input (``archlint -``, as ruff's ``-``): its bytes go
+    through the same file reader (and its checks) as a model on disk, by way of a temporary
+    file; the report names it ``-``."""
+    import tempfile
+
+    from archlint.api import analyze
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise ArchlintError("no ONNX model on standard input")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "stdin.onnx"
+        path.write_bytes(data)
+        try:
+            report = analyze(str(path), spec, dtype=config.dtype, profile=config.profile, lint=False)
+        except ArchlintError as exc:
+            raise ArchlintError(str(exc).replace(str(path), STDIN)) from None
+    report.model.path = STDIN
+    return report
 
 
 def effective_settings(job: Job) -> dict[str, Any]:
@@ -165,7 +192,7 @@ def effective_settings(job: Job) -> dict[str, Any]:
 def cacheable(target: str) -> bool:
     """ONNX files only: a PyTorch target's result depends on every module it imports."""
     from archlint.api import _is_python_target
-    return not _is_python_target(target) and os.path.isfile(target)
+    return target != STDIN and not _is_python_target(target) and os.path.isfile(target)
 
 
 def _failure(target: str, exc: BaseException) -> FileError:
@@ -243,7 +270,7 @@ def run(targets: Sequence[str], job: Job, options: Options, cache_dir: Path | No
 
 
 def _compute(targets: Sequence[str], job: Job, jobs: int) -> list[Report | FileError]:
-    if jobs <= 1 or len(targets) <= 1:
+    if jobs <= 1 or len(targets) <= 1 or STDIN in targets:  # only this process can read stdin
         return [_analyse_one(job, t) for t in targets]
     from archlint import api, cache, lint  # noqa: F401  (imported once here, not once per forked worker)
     from archlint.frontends import onnx_frontend  # noqa: F401

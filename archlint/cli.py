@@ -242,12 +242,14 @@ def summary(reports: Sequence[Report]) -> str:
     """ruff's closing line: ``Found 9 findings (1 warning, 8 info) in 1 model.`` or ``All checks passed!``."""
     counts = {s: sum(f.severity == s for r in reports for f in r.findings) for s in ("error", "warning", "info")}
     total = sum(counts.values())
+    failed = len(getattr(reports, "errors", ()))
+    not_analysed = f" {failed} file{'s' if failed != 1 else ''} could not be analysed." if failed else ""
     if not total:
-        return "All checks passed!"
+        return f"No findings;{not_analysed}" if failed else "All checks passed!"
     parts = ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in counts.items() if n)
     models = len(reports)
     return (f"Found {total} finding{'s' if total != 1 else ''} ({parts}) in {models} "
-            f"model{'s' if models != 1 else ''}.")
+            f"model{'s' if models != 1 else ''}.{not_analysed}")
 
 
 def _stream(reports: list[Report], write: Write, output: str | None, options: RenderOptions) -> None:

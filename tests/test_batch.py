@@ -191,3 +191,23 @@ def test_clean_removes_the_cache(resnet_dir: Path):
     code, out, _ = cli("clean", cwd=resnet_dir)
     assert code == 0 and "removed" in out
     assert not (resnet_dir / cache.CACHE_DIR).exists()
+
+
+def test_stdin_is_a_model_and_a_failed_file_is_not_all_checks_passed():
+    """``archlint -`` reads an ONNX model from standard input (ruff's ``-``): plain_cnn's 24,234
+    params (the same figure as the file on disk), the report named ``-``; garbage on stdin is a
+    one-line error naming ``-``, exit 2, and the summary does not claim that all checks passed."""
+    import subprocess
+    import sys
+    data = onnx_path("plain_cnn").read_bytes()
+    ok = subprocess.run([sys.executable, "-m", "archlint", "-", "--format", "json"], input=data,
+                        capture_output=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["model"]["path"] == "-" and report["totals"]["params"] == 24_234
+    bad = subprocess.run([sys.executable, "-m", "archlint", "-", "--format", "concise"], input=b"not a model",
+                         capture_output=True, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.decode().startswith("archlint: error: -: not a readable ONNX model")
+    assert "All checks passed" not in bad.stdout.decode()
+    assert "1 file could not be analysed" in bad.stdout.decode()
