@@ -16,9 +16,15 @@ PLAIN = str(onnx_path("plain_cnn"))
 IDEAL = str(ROOT / "tests" / "data" / "ideal.toml")
 
 
-def test_summary_line():
+def test_summary_line(tmp_path):
+    """A file named twice is analysed once (as ruff does); a copy under another name is a second model."""
+    import shutil
     assert run_cli(RESNET, "--profile", IDEAL).stdout.rstrip().endswith("Found 9 findings (9 info) in 1 model.")
-    two = run_cli(RESNET, RESNET, "--profile", IDEAL, "--format", "concise").stdout.rstrip()
+    once = run_cli(RESNET, RESNET, "--profile", IDEAL, "--format", "concise").stdout.rstrip()
+    assert once.endswith("Found 9 findings (9 info) in 1 model.")
+    copy = tmp_path / "copy.onnx"
+    shutil.copy(RESNET, copy)
+    two = run_cli(RESNET, str(copy), "--profile", IDEAL, "--format", "concise").stdout.rstrip()
     assert two.endswith("Found 18 findings (18 info) in 2 models.")
     quiet = run_cli(RESNET, "--profile", IDEAL, "--format", "concise", "--select", "AL2")
     assert quiet.stdout.strip() == "All checks passed!" and quiet.returncode == 0
