@@ -27,7 +27,7 @@ Three parts, one line per model, a total at the end:
     (``C`` weights and ``C`` biases disappear, the conv before it gains a ``C`` bias; the BatchNorm
     channels that are not folded are read off the file's own ``BatchNormalization`` nodes).
 ``rf``
-    Receptive-field oracles: archlint's field of an output unit against its gradient span
+    Receptive-field oracles: archlint's exact interval of an output unit against its gradient span
     (``tests.helpers.gradient_span``: positive weights, BatchNorm as identity, max- as average pooling,
     float64) on torchvision's FCN and DeepLabV3 heads, FCN's output (bilinear x8) and the ResNet-50 FPN
     backbone's finest level (nearest x2 upsampling three times), for every output phase of the upsampling
@@ -456,18 +456,23 @@ def rf_case(name: str, strip: int, width: int) -> Result:
                 if (lo, hi) != (0, strip - 1):
                     problems.append(f"unit {u}: archlint global, true [{lo}, {hi}]")
                 continue
-            a_lo = u * rec.stride[axis] - rec.padding[axis]
-            a_hi = a_lo + rec.size[axis] - 1
+            exact = rec.interval(axis, u)  # archlint's exact interval for this output unit (every phase)
+            if exact is None:
+                problems.append(f"unit {u}: archlint says it reads nothing, true [{lo}, {hi}]")
+                continue
+            a_lo, a_hi = exact
             if min(a_lo, lo) <= 0 or max(a_hi, hi) >= strip - 1:
                 problems.append(f"unit {u}: field clipped by the {strip} strip (archlint [{a_lo}, {a_hi}], "
                                 f"true [{lo}, {hi}]): use a longer --strip")
                 continue
-            if varies:  # one (size, stride, padding) can only bound every phase
-                if not (a_lo <= lo and hi <= a_hi):
-                    problems.append(f"unit {u}: true [{lo}, {hi}] not inside archlint's [{a_lo}, {a_hi}]")
-            elif (lo, hi) != (a_lo, a_hi):
-                problems.append(f"unit {u}: archlint [{a_lo}, {a_hi}] (r {rec.size[axis]}, S {rec.stride[axis]}, "
-                                f"P {rec.padding[axis]}), true [{lo}, {hi}]")
+            if (lo, hi) != (a_lo, a_hi):
+                problems.append(f"unit {u}: archlint [{a_lo}, {a_hi}], true [{lo}, {hi}]")
+            if varies:  # the (size, stride, cover) bound must hold every phase's interval
+                cover = (rec.cover or rec.size)[axis]
+                b_lo = u * rec.stride[axis] - rec.padding[axis]
+                if not (b_lo <= lo and hi <= b_lo + cover - 1):
+                    problems.append(f"unit {u}: true [{lo}, {hi}] not inside archlint's bound "
+                                    f"[{b_lo}, {b_lo + cover - 1}]")
         if varies and not rec.is_global and max(true_sizes) != rec.size[axis]:
             problems.append(f"archlint size {rec.size[axis]} != largest true size {max(true_sizes)}")
         figures["true_sizes"] = sorted(set(true_sizes))
