@@ -1,5 +1,5 @@
 """Every fixture's MACs against torch's FlopCounterMode (MACs = FlopCounterMode total / 2,
-REFERENCE.md section 2), through the ONNX path (both exporters) and the PyTorch path."""
+torchvision, pytorch/vision#6936), through the ONNX path (both exporters) and the PyTorch path."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_torch_macs_and_params(name, reference):
 
 
 def test_resnet_small_hand_count():
-    """resnet_small at 64x64, derived by hand from REFERENCE.md's conv formula
+    """resnet_small at 64x64, derived by hand from the conv formula N*Ho*Wo*Co*(Ci/G)*k*k
     MACs = Ho*Wo*Co*(Ci/G)*k*k:
     stem 32*32*16*3*49 = 2,408,448; layer1: four 3x3 16->16 at 16x16: 4*256*16*16*9 = 2,359,296;
     layer2: conv 16->32 s2 at 8x8: 64*32*16*9 = 294,912; downsample 1x1: 64*32*16 = 32,768;

@@ -103,3 +103,14 @@ def test_frontends_follow_the_schema_and_slots():
                     problems.append(f"{label}: {layer.name}'s weight slot holds {layer.inputs[w]}, no tensor")
             del b
     assert not problems, "\n".join(problems[:20])
+
+
+def test_the_product_cites_no_file_outside_the_repository():
+    """Messages, docstrings and explain texts cite public sources: no file of the package (and not
+    the README) points at a reference file that is not in the repository."""
+    outside = "REFERENCE" + ".md"
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if outside in p.read_text("utf-8")]
+    readme = PACKAGE.parent / "README.md"
+    if readme.exists() and outside in readme.read_text("utf-8"):
+        offenders.append("README.md")
+    assert not offenders, offenders

@@ -60,7 +60,7 @@ def test_export_path_agrees_with_fx_path(name):
 
 def test_attention_counted_through_sdpa():
     """tiny_vit: attention runs through F.scaled_dot_product_attention on q, k, v of
-    [1, 4 heads, 17 tokens, 8]: B*H*Sq*Sk*(D+Dv) = 4*17*17*16 = 18,496 MACs (REFERENCE.md)."""
+    [1, 4 heads, 17 tokens, 8]: B*H*Sq*Sk*(D+Dv) = 4*17*17*16 = 18,496 MACs (softmax(QK^T)V: QK^T and the product with V)."""
     report = archlint.analyze(build("tiny_vit"), input_shape=(1, 3, 32, 32))
     att = [r for r in report.layers if r.kind == "attention"]
     assert len(att) == 1 and att[0].macs == 4 * 17 * 17 * 16

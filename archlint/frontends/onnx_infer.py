@@ -84,7 +84,7 @@ def infer_shapes(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
 
 def fix_ceil_mode_pools(model: onnx.ModelProto, inferred: onnx.ModelProto) -> onnx.ModelProto | None:
     """onnx's shape inference keeps a last ceil_mode window that starts in the end padding;
-    PyTorch and onnxruntime drop it (REFERENCE.md section 1). Where the registry's pool
+    PyTorch and onnxruntime drop it (PyTorch MaxPool2d documentation; ONNX MaxPool). Where the registry's pool
     shape rule disagrees, pin the pool's output shape and infer again."""
     from archlint.ops.conv import window_output_size
     pools = [node for node in inferred.graph.node

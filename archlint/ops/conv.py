@@ -48,7 +48,7 @@ def resolve_pads(call: OpCall) -> tuple[list[int], list[int]]:
     """Begin and end padding per spatial axis, resolving ``auto_pad``.
 
     ``SAME_UPPER``: total ``max((ceil(in/s) - 1)*s + k_eff - in, 0)``, begin ``floor(total/2)``;
-    ``SAME_LOWER`` puts the odd one at the beginning; ``VALID`` is 0 (REFERENCE.md section 1).
+    ``SAME_LOWER`` puts the odd one at the beginning; ``VALID`` is 0 (ONNX operator specification, Conv).
     """
     kernel = call.attr("kernel")
     n = len(kernel)
