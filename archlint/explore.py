@@ -10,6 +10,7 @@ from archlint.analyses import rewrite
 from archlint.analyses.rewrite import Fix
 from archlint.errors import ArchlintError
 from archlint.measure import ConvSpec
+from archlint.ops import registry
 from archlint.report import Report
 from archlint.rules.substitution import costed_fix, grouped_fixes
 from archlint.rules.views import ConvView, conv_views
@@ -17,23 +18,25 @@ from archlint.rules.views import ConvView, conv_views
 GROUP_COUNTS = [2, 4, 8, 16, 32, 64]
 
 
-def _spec(v: ConvView, ci: int, co: int, kernel: tuple[int, ...], stride: tuple[int, ...], groups: int,
-          size: tuple[int, ...]) -> ConvSpec:
-    return ConvSpec(v.n, ci, co, size, kernel, stride, groups)
+def original_chain(v: ConvView) -> list[ConvSpec]:
+    """The analysed conv itself, as :mod:`archlint.measure` times it (padding k//2)."""
+    return [ConvSpec(v.n, v.ci, v.co, v.in_spatial, v.kernel, v.stride, v.groups)]
 
 
-def chains(v: ConvView) -> dict[str, list[ConvSpec]]:
-    """The layers each variant runs, for measuring: convs with padding k//2 at the layer's shapes."""
-    ones = tuple(1 for _ in v.kernel)
-    out = {"original": [_spec(v, v.ci, v.co, v.kernel, v.stride, v.groups, v.in_spatial)]}
-    if v.groups == 1 and max(v.kernel) > 1:
-        out["depthwise-separable"] = [_spec(v, v.ci, v.ci, v.kernel, v.stride, v.ci, v.in_spatial),
-                                      _spec(v, v.ci, v.co, ones, ones, 1, v.out_spatial)]
-    if v.groups == 1:
-        for g in GROUP_COUNTS:
-            if v.ci % g == 0 and v.co % g == 0:
-                out[f"grouped G={g}"] = [_spec(v, v.ci, v.co, v.kernel, v.stride, g, v.in_spatial)]
-    return out
+def fix_chain(fix: Fix) -> list[ConvSpec]:
+    """The convs a :class:`Fix` puts in place, read off its replacement layers and tensors: what
+    ``--measure`` times is the very description whose cost the finding and ``explore`` report."""
+    shapes = {name: t.shape for name, t in {**fix.boundary, **fix.tensors}.items()}
+    chain = []
+    for layer in fix.layers:
+        x, w = shapes.get(layer.inputs[0]), shapes.get(layer.inputs[1]) if len(layer.inputs) > 1 else None
+        if not registry.get(layer.kind).is_conv or x is None or w is None:
+            raise ArchlintError(f"{fix.code} on {', '.join(fix.replaces)}: its replacement is not a chain of "
+                                f"convs that --measure can time")
+        nd = len(x) - 2
+        chain.append(ConvSpec(x[0], x[1], w[0], tuple(x[2:]), tuple(layer.attrs.get("kernel") or w[2:]),
+                              tuple(layer.attrs.get("stride") or [1] * nd), int(layer.attrs.get("groups", 1))))
+    return chain
 
 
 def find_conv(report: Report, name: str) -> ConvView:
@@ -52,16 +55,16 @@ def whatif(report: Report, name: str, measure: bool = False, use_cache: bool = T
     rec = v.record
     rows: list[dict[str, Any]] = [{"variant": "original", "params": rec.params, "macs": rec.macs or 0,
                                    "bytes": rec.bytes, "est_time_s": rec.est_time}]
-    variants = chains(v)
+    variants = {"original": original_chain(v)}
     fixes: list[tuple[str, Fix | None]] = []
-    if "depthwise-separable" in variants:
+    if v.groups == 1 and max(v.kernel) > 1:
         fixes.append(("depthwise-separable", costed_fix(report, rewrite.depthwise_separable, name)))
     if v.groups == 1:
         fixes += [(f"grouped G={f.details['groups']}", f) for f in grouped_fixes(report, name, GROUP_COUNTS)]
     for variant, fix in fixes:
         if fix is None or fix.after is None:
-            variants.pop(variant, None)
             continue
+        variants[variant] = fix_chain(fix)
         rows.append({"variant": variant, "params": fix.after.params, "macs": fix.after.macs,
                      "bytes": fix.after.bytes, "est_time_s": fix.after.est_time})
     base = rows[0]["est_time_s"]
@@ -85,17 +88,11 @@ def measure_finding(report: Report, finding: Any, use_cache: bool = True) -> Non
     from the cache (``~/.cache/archlint/measure.json``, an earlier run's) are marked as cached
     in the message and in ``details.measured_s.cached``; ``use_cache=False`` re-measures."""
     from archlint.measure import measure_chains
-    v = find_conv(report, finding.layer)
-    variants = chains(v)
-    dtype = report.model.dtype or "fp32"
-    if finding.code == "AL101":
-        after_chain = variants["depthwise-separable"]
-    elif finding.code == "AL102":
-        best = min(finding.details["options"], key=lambda r: r["est_time_s"])["groups"]
-        after_chain = variants[f"grouped G={best}"]
-    else:
+    if finding.code not in ("AL101", "AL102") or finding.fix is None or finding.layer is None:
         return
-    timing = measure_chains([variants["original"], after_chain], dtype, reuse=use_cache)
+    v = find_conv(report, finding.layer)
+    dtype = report.model.dtype or "fp32"
+    timing = measure_chains([original_chain(v), fix_chain(finding.fix)], dtype, reuse=use_cache)
     before, after = timing.seconds
     finding.details["measured_s"] = {"before": before, "after": after, "speedup": before / after,
                                      "cached": timing.cached}

@@ -397,3 +397,21 @@ def test_calibrate_writes_a_loadable_profile(tmp_path):
     assert set(p.overheads) == {"dense", "grouped", "depthwise"} and min(p.overheads.values()) >= p.overhead
     report = archlint.analyze(onnx_path("plain_cnn"), profile=str(out))
     assert report.model["profile"] == p.name and report.totals.est_time > 0
+
+
+def test_measure_times_the_findings_own_fix():
+    """--measure times the layers of the finding's Fix, not a second description: a dense 3x3 conv
+    64->128 at 8x8 (stride 1) becomes a depthwise 3x3 conv 64->64 with 64 groups on the 8x8 input
+    and a pointwise 1x1 conv 64->128 on the 8x8 output; AL102's Fix is one grouped conv with its G."""
+    from archlint.explore import find_conv, fix_chain, original_chain
+    from archlint.measure import ConvSpec
+    from tests.conftest import ROOT
+    model = nn.Sequential(nn.Conv2d(64, 128, 3, padding=1), nn.ReLU()).eval()
+    report = archlint.analyze(model, input_shape=(1, 64, 8, 8), profile=str(ROOT / "tests" / "data" / "ideal.toml"))
+    by_code = {f.code: f for f in report.findings}
+    assert fix_chain(by_code["AL101"].fix) == [ConvSpec(1, 64, 64, (8, 8), (3, 3), (1, 1), 64),
+                                               ConvSpec(1, 64, 128, (8, 8), (1, 1), (1, 1), 1)]
+    [grouped] = fix_chain(by_code["AL102"].fix)
+    g = by_code["AL102"].fix.details["groups"]
+    assert grouped == ConvSpec(1, 64, 128, (8, 8), (3, 3), (1, 1), g) and 64 % g == 0 and g > 1
+    assert original_chain(find_conv(report, "0")) == [ConvSpec(1, 64, 128, (8, 8), (3, 3), (1, 1), 1)]
