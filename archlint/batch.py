@@ -227,6 +227,11 @@ def _worker(job: Job, target: str) -> dict[str, Any] | FileError:
         return FileError(target, f"internal error (report not serialisable: {exc})")
 
 
+# Reports of more layers are not cached: encoding and writing a million-layer report as JSON took
+# longer than analysing the model again (benchmarks/README.md, ONNX speed and scale).
+MAX_CACHED_LAYERS = 50_000
+
+
 def run(targets: Sequence[str], job: Job, options: Options, cache_dir: Path | None = None) -> Reports:
     """Analyse ``targets`` (files and PyTorch targets, already discovered) and return their
     reports in input order, with one :class:`FileError` per target that failed. Cached
@@ -252,7 +257,7 @@ def run(targets: Sequence[str], job: Job, options: Options, cache_dir: Path | No
     fresh = _compute([targets[i] for i in todo], job, options.jobs)
     for i, outcome in zip(todo, fresh):
         results[i] = outcome
-        if store is not None and i in keys and isinstance(outcome, Report):
+        if store is not None and i in keys and isinstance(outcome, Report) and len(outcome.layers) <= MAX_CACHED_LAYERS:
             try:
                 store.put(keys[i], cache.encode(outcome))
             except cache.Uncachable:

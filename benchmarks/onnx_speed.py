@@ -101,8 +101,8 @@ def run_cli(path: Path, fmt: str, runs: int = 3) -> tuple[float, float, float]:
         # GNU time reports the child's own peak (wait4 on a child forked from this large
         # process would count pages it inherited before exec)
         start = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M", sys.executable, "-m", "archlint", str(path),
-                               "--format", fmt, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        command = [sys.executable, "-m", "archlint", str(path), "--format", fmt, "--no-cache", *extra]
+        proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - start)
         peaks.append(int(proc.stderr.rsplit("maxrss_kb=", 1)[1].split()[0]) / 1024)
         if proc.returncode not in (0, 1):  # 1: lint findings
