@@ -102,7 +102,8 @@ def run_cli(path: Path, fmt: str, runs: int = 3) -> tuple[float, float, float]:
         # process would count pages it inherited before exec)
         start = time.perf_counter()
         command = [sys.executable, "-m", "archlint", str(path), "--format", fmt, "--no-cache", *extra]
-        proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M", *command], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - start)
         peaks.append(int(proc.stderr.rsplit("maxrss_kb=", 1)[1].split()[0]) / 1024)
         if proc.returncode not in (0, 1):  # 1: lint findings
