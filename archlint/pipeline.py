@@ -37,6 +37,7 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
     activation = sum(cost_analysis.tensor_bytes(graph, t) for t in graph.inputs)
     weights = graph.params | set(graph.constants)
     tensors = graph.tensors
+    notes: list[str] = []  # the registry's caveats about costed layers (a data-dependent If)
     input_entry: dict[str, dict[str, Any]] = {}  # one {"name", "shape"} per tensor, shared by its readers
     for layer, c, rf in zip(order, costs.layers, fields):
         outputs = layer.outputs
@@ -48,8 +49,13 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
             if cost_analysis.is_data_tensor(graph, t):
                 is_data = True
                 out_bytes += cost_analysis.tensor_bytes(graph, t)
-        if registry.get(layer.kind).data_flow:
+        spec = registry.get(layer.kind)
+        if spec.data_flow:
             activation += out_bytes
+        if spec.note_fn is not None and not c.uncounted:
+            note = spec.note_fn(call_of(graph, layer), layer.name)
+            if note:
+                notes.append(note)
         ins = []
         for t in layer.inputs:
             if t and t not in weights:
@@ -69,7 +75,7 @@ def build_report(graph: ModelGraph, profile: Any = None, dtype: str | None = Non
             uncounted.append({"layer": layer.name, "op": layer.op, "reason": c.uncounted})
     totals = Totals(costs.params, costs.macs, costs.flops, activation, uncounted,
                     bytes=sum(r.bytes for r in layers), est_time=sum(r.est_time for r in layers))
-    warnings = list(graph.meta.get("warnings", []))
+    warnings = list(graph.meta.get("warnings", [])) + notes
     if filled:
         warnings.append(f"{len(filled)} layer shape(s) came from archlint's own shape rules, not the frontend")
     if uncounted:

@@ -23,9 +23,7 @@ from archlint.frontends.onnx_infer import DTYPES
 from archlint.frontends.onnx_infer import value_shape as _value_shape
 from archlint.input_spec import InputShapes
 from archlint.ir import Layer, ModelGraph
-from archlint.ops import control_flow
-from archlint.ops.registry import UNKNOWN, OpCall
-from archlint.units import human
+from archlint.ops.registry import UNKNOWN
 
 STANDARD_DOMAINS = onnx_ops.STANDARD_DOMAINS
 MAX_CONST_ELEMENTS = 64  # small integer tensors whose values we read (pads, axes, scales)
@@ -293,21 +291,9 @@ def _has_control_flow(model: onnx.ModelProto) -> bool:
 
 
 def _attach_bodies(graph: ModelGraph, model: onnx.ModelProto, label: str) -> None:
-    """Translate the bodies of the ``If``/``Loop``/``Scan`` nodes left (:mod:`onnx_bodies`); an
-    ``If`` is costed as its larger branch (its condition is data), said in a warning."""
+    """Translate the bodies of the ``If``/``Loop``/``Scan`` nodes left (:mod:`onnx_bodies`); the
+    ``if`` kind's cost and note say how a data-dependent ``If`` is costed."""
     onnx_bodies.attach(graph, model, label, lambda sub, where: load_proto(sub, None, where))
-    for layer in graph.layers_as_added():
-        branches = layer.attrs.get("branches") if layer.op == "If" else None
-        if not branches:
-            continue
-        try:
-            costs = control_flow.branch_costs(OpCall(layer.attrs, [], []))
-        except ValueError:
-            continue  # listed as not costed, with the reason
-        text = ", ".join(f"{name} {human(m)} MACs" for name, (m, _) in costs.items())
-        graph.meta.setdefault("warnings", []).append(
-            f"If '{layer.name}': its condition is not constant under the fixed input shapes; costed as its "
-            f"larger branch ({text})")
 
 
 def _has_if(model: onnx.ModelProto) -> bool:

@@ -65,6 +65,17 @@ def branch_costs(call: OpCall) -> dict[str, tuple[int, int]]:
     return {name: graph_cost(g) for name, g in branches.items()}
 
 
+def if_note(call: OpCall, name: str) -> str | None:
+    """The report says which branch a data-dependent If was costed as, with both costs."""
+    from archlint.units import human
+    text = ", ".join(f"{branch} {human(m)} MACs" for branch, (m, _) in branch_costs(call).items())
+    return (f"If '{name}': its condition is not constant under the fixed input shapes; costed as its "
+            f"larger branch ({text})")
+
+
+IF.note_fn = if_note
+
+
 @IF.macs
 def if_macs(call: OpCall) -> int:
     """``max(MACs(then_branch), MACs(else_branch))``."""

@@ -148,6 +148,7 @@ class OpKind:
     attrs: type | None = None
     conv_class_fn: Callable[[dict[str, Any], Shape | None], str] = _dense_class
     absorbs_bias_fn: Callable[[dict[str, Any]], bool] | None = None
+    note_fn: Callable[[OpCall, str], str | None] | None = None  # a caveat the report states about a costed layer
 
     def slot(self, role: str) -> int | None:
         """The input position of ``role`` (``weight``, ``bias``), or None when the kind has none."""
