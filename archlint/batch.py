@@ -9,11 +9,9 @@ exits 2 at the end (after the other files' reports).
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import dataclasses
 import fnmatch
 import itertools
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -277,6 +275,8 @@ def run(targets: Sequence[str], job: Job, options: Options, cache_dir: Path | No
 def _compute(targets: Sequence[str], job: Job, jobs: int) -> list[Report | FileError]:
     if jobs <= 1 or len(targets) <= 1 or STDIN in targets:  # only this process can read stdin
         return [_analyse_one(job, t) for t in targets]
+    import concurrent.futures as futures  # process pools only for --jobs (16 ms of import)
+
     from archlint import api, cache, lint  # noqa: F401  (imported once here, not once per forked worker)
     from archlint.frontends import onnx_frontend  # noqa: F401
     workers = min(jobs, len(targets))
@@ -296,6 +296,7 @@ def _compute(targets: Sequence[str], job: Job, jobs: int) -> list[Report | FileE
 def _context() -> Any:
     """``fork`` (fast: nothing re-imported) while torch is not loaded in this process;
     ``spawn`` once it is (forking a process with torch's threads can deadlock)."""
+    import multiprocessing
     if "torch" not in sys.modules and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")

@@ -149,7 +149,10 @@ def _evaluate(node: onnx.NodeProto, shapes: dict[str, list[int]], known: dict[st
     try:
         if node.op_type == "Constant":
             t = _attr(node, "value")
-            return numpy_helper.to_array(t) if isinstance(t, onnx.TensorProto) else None
+            if not isinstance(t, onnx.TensorProto) or t.data_location == onnx.TensorProto.EXTERNAL \
+                    or math.prod(t.dims) > MAX_ELEMENTS:
+                return None  # a weight (emptied when the file was read): never decoded
+            return numpy_helper.to_array(t)
         if node.op_type == "Shape" and node.input[0] in shapes:
             dims = shapes[node.input[0]]
             start, end = _attr(node, "start", 0), _attr(node, "end", len(dims))

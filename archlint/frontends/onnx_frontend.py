@@ -126,20 +126,45 @@ def _check_text(model: onnx.ModelProto, path: str) -> None:
 
 
 def _strip_weight_data(model: onnx.ModelProto, label: str) -> None:
-    """Drop the contents of large initializers, keeping dims and dtype (all archlint
-    needs), so shape inference does not copy hundreds of MB. They are marked as
-    external data, which nothing here reads. Each is checked against its dims first."""
+    """Drop the contents of large tensors, keeping dims and dtype (all archlint needs), so
+    that shape inference, which serializes the whole model at each call, does not copy
+    hundreds of MB: initializers, and the values of ``Constant`` nodes (paddle2onnx stores
+    every weight in one), in the graph and in control-flow bodies. They are marked as
+    external data, which nothing here reads. Each initializer is checked against its dims first."""
     for init in model.graph.initializer:
         onnx_checks.check_initializer(init, label)
-        n = 1
-        for d in init.dims:
-            n *= d
-        if n > onnx_fold.MAX_ELEMENTS and init.data_location != TensorProto.EXTERNAL:
-            for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
-                init.ClearField(field)
-            init.data_location = TensorProto.EXTERNAL
-            entry = init.external_data.add()
-            entry.key, entry.value = "location", "archlint-stripped"
+        _strip(init)
+    _strip_constants(model.graph)
+
+
+def _strip_constants(graph: onnx.GraphProto) -> None:
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR and node.op_type == "Constant":
+                _strip(attr.t)
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                for init in attr.g.initializer:
+                    _strip(init)
+                _strip_constants(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    for init in sub.initializer:
+                        _strip(init)
+                    _strip_constants(sub)
+
+
+def _strip(tensor: onnx.TensorProto) -> None:
+    """Empty a tensor of more than :data:`onnx_fold.MAX_ELEMENTS` elements (values up to that
+    size may be shape arithmetic, which folding reads)."""
+    n = 1
+    for d in tensor.dims:
+        n *= d
+    if n > onnx_fold.MAX_ELEMENTS and tensor.data_location != TensorProto.EXTERNAL:
+        for name in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+            tensor.ClearField(name)
+        tensor.data_location = TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", "archlint-stripped"
 
 
 def _inline(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -6,7 +6,6 @@ line passes it), so reporters do not import the rules."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -71,6 +70,7 @@ def render(reports: Sequence[Report], options: RenderOptions | None = None) -> s
             if f.layer:
                 location["logicalLocations"] = [{"name": f.layer, "kind": "member",
                                                  "fullyQualifiedName": f"{path}::{f.layer}"}]
+            import hashlib  # OpenSSL's start-up: only when SARIF is written
             fingerprint = hashlib.sha256(f"{f.code}|{path}|{f.layer}".encode()).hexdigest()[:32]
             result: dict[str, Any] = {"ruleId": f.code}
             if f.code in index:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tabulate import tabulate
-
 from archlint.findings import Finding
 from archlint.report import Report
 from archlint.reporters.registry import Format, RenderOptions
@@ -42,6 +40,7 @@ def render(report: Report, show_all: bool = False) -> str:
     for inp in model.inputs:
         lines.append(f"input: {inp['name']} {_shape(inp['shape'])} {inp.get('dtype') or ''}".rstrip())
     lines.append("")
+    from tabulate import tabulate  # 30 ms of import (importlib.metadata): only when a table is drawn
     lines.append(tabulate(rows, headers=["layer", "op", "output", "RF", "params", "MACs", "% MACs"],
                           disable_numparse=True))
     if hidden:
