@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from archlint.errors import ArchlintError
-from archlint.input_spec import InputShapes, from_python
+from archlint.input_spec import InputShapes, from_python, with_values
 from archlint.ir import GraphCycleError, ModelGraph
 from archlint.pipeline import build_report, model_info
 from archlint.report import Report
@@ -18,8 +18,8 @@ from archlint.report import Report
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".tar")
 
 
-def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None, dtype: Any = None,
-            profile: Any = None, lint: Any = True) -> Report:
+def analyze(target: Any, input_shape: Any = None, *, input_values: Any = None, example_inputs: Any = None,
+            dtype: Any = None, profile: Any = None, lint: Any = True) -> Report:
     """Analyse a model and return its :class:`~archlint.report.Report`.
 
     ``target`` is a path to an ``.onnx`` file, an ``onnx.ModelProto``, a torch
@@ -27,13 +27,16 @@ def analyze(target: Any, input_shape: Any = None, *, example_inputs: Any = None,
     to an ``nn.Module`` instance, class or zero-argument factory. ``input_shape`` is a
     shape tuple, a list of them, a dict ``{input_name: shape}`` or a spec string
     (``"1x3x224x224"``); for torch models ``example_inputs`` (a tensor, tuple or dict of
-    tensors) may be given instead. ``dtype`` (fp32, fp16, bf16, int8) and ``profile`` (a
-    shipped device profile name, a TOML path or a table; default ``generic-x86-cpu``) set
-    the memory-traffic and roofline-time estimate. ``lint`` runs the default rules into
-    ``report.findings`` (``False`` skips them; an ``archlint.config.Config`` selects and
-    configures them, e.g. ``archlint.config.load("pyproject.toml")``).
+    tensors) may be given instead. ``input_values`` (ONNX) fixes the value of inputs that
+    select what the model computes, e.g. ``{"sr": 16000}`` for a sample-rate input that an
+    ``If`` branches on: the input becomes a constant and the branch it selects is costed.
+    ``dtype`` (fp32, fp16, bf16, int8) and ``profile`` (a shipped device profile name, a
+    TOML path or a table; default ``generic-x86-cpu``) set the memory-traffic and
+    roofline-time estimate. ``lint`` runs the default rules into ``report.findings``
+    (``False`` skips them; an ``archlint.config.Config`` selects and configures them,
+    e.g. ``archlint.config.load("pyproject.toml")``).
     """
-    shapes = from_python(input_shape)
+    shapes = with_values(from_python(input_shape), input_values)
     from archlint import profiles
     from archlint.dtypes import normalise
     normalise(dtype)
@@ -69,6 +72,10 @@ def _is_torch_module(obj: Any) -> bool:
 
 
 def _frontend(target: Any, shapes: InputShapes, example_inputs: Any, dtype: Any) -> ModelGraph:
+    if shapes.values and (_is_torch_module(target) or (isinstance(target, (str, os.PathLike))
+                                                        and _is_python_target(os.fspath(target)))):
+        raise ArchlintError(f"input values ({', '.join(shapes.values)}) apply to ONNX models; a PyTorch model "
+                            f"takes example_inputs")
     if _is_torch_module(target):
         from archlint.frontends import torch_frontend
         return torch_frontend.load_module(target, shapes, example_inputs)

@@ -134,12 +134,14 @@ class Job:
     input_shapes: tuple[str, ...]
     config: Config
     no_lint: bool = False
+    input_values: tuple[str, ...] = ()
 
     def analyse(self, target: str) -> Report:
         from archlint.api import analyze
-        from archlint.input_spec import parse
+        from archlint.input_spec import parse, with_values
         from archlint.lint import lint
         spec = parse(self.input_shapes) if self.input_shapes else parse(self.config.input_shape_for(target))
+        spec = with_values(spec, self.input_values if self.input_values else self.config.input_value_for(target))
         if target == STDIN:
             report = _analyse_stdin(spec, self.config)
         else:
@@ -181,6 +183,7 @@ def effective_settings(job: Job) -> dict[str, Any]:
     cfg = job.config
     profile = profiles.load(cfg.profile)
     return {"input_shapes": list(job.input_shapes), "input_shape_table": cfg.input_shapes,
+            "input_values": list(job.input_values), "input_value_table": cfg.input_values,
             "select": cfg.select, "ignore": cfg.ignore, "per_layer_ignores": cfg.per_layer_ignores,
             "per_file_ignores": cfg.per_file_ignores, "rule_options": cfg.rule_options, "dtype": cfg.dtype,
             "profile": dataclasses.asdict(profile), "no_lint": job.no_lint,

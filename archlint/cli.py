@@ -91,6 +91,9 @@ def main() -> None:
 @click.argument("targets", nargs=-1, metavar="PATH...")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="SPEC",
               help="Input shape: 1x3x224x224, 1,3,224,224 or name=1x3x224x224 (repeat for several inputs).")
+@click.option("--input-value", "input_values", multiple=True, metavar="NAME=VALUE",
+              help="ONNX: fix an input's value (e.g. sr=16000), so that an If on it takes the branch it selects "
+                   "(repeatable).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--output", "--output-file", "-o", "output", type=click.Path(dir_okay=False),
               help="Write the report here.")
@@ -119,7 +122,8 @@ def main() -> None:
               help="Analyse files in this many processes.")
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Leave out files found in directories that match (repeatable or comma-separated).")
-def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output: str | None, show_all: bool,
+def check(targets: Sequence[str], input_shapes: Sequence[str], input_values: Sequence[str], fmt: str,
+          output: str | None, show_all: bool,
           config_path: str | None, select: Sequence[str], extend_select: Sequence[str], ignore: Sequence[str],
           fail_on: str | None, exit_zero: bool, statistics: bool, no_group: bool, no_lint: bool, dtype: str | None,
           profile: str | None, measure: bool, no_cache: bool, jobs: int, exclude: Sequence[str]) -> None:
@@ -134,7 +138,7 @@ def check(targets: Sequence[str], input_shapes: Sequence[str], fmt: str, output:
     # --measure times the layers of the IR graph, which cached and worker reports do not carry
     run_options = batch.Options(1 if measure else jobs, not (no_cache or measure), batch.split_globs(exclude))
     reports, config = _guarded(lambda: _analyse(targets, input_shapes, config_path, overrides, no_lint, measure,
-                                                run_options, not no_cache))
+                                                run_options, not no_cache, input_values))
     _print_warnings(reports)
     batch.print_errors(reports)
     if statistics:
@@ -183,8 +187,8 @@ def _guarded(work: Callable[[], T]) -> T:
 
 def _analyse(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, overrides: Overrides,
              no_lint: bool, measure: bool, run_options: Any = None,
-             use_cache: bool = True) -> tuple[list[Report], Config]:
-    reports, config = _run(targets, input_shapes, config_path, overrides, no_lint, run_options)
+             use_cache: bool = True, input_values: Sequence[str] = ()) -> tuple[list[Report], Config]:
+    reports, config = _run(targets, input_shapes, config_path, overrides, no_lint, run_options, input_values)
     if _HARD_EXIT:
         _KEEP_ALIVE.append(reports)
     if measure:
@@ -295,22 +299,23 @@ def _configure(targets: Sequence[str], config_path: str | None, overrides: Overr
 
 
 def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, overrides: Overrides,
-         no_lint: bool, run_options: Any = None) -> tuple[list[Report], Config]:
+         no_lint: bool, run_options: Any = None, input_values: Sequence[str] = ()) -> tuple[list[Report], Config]:
     from archlint import batch, cache
-    from archlint.input_spec import parse
+    from archlint.input_spec import parse, parse_values
 
     config = _configure(targets, config_path, overrides)
     targets = list(targets) or config.model_targets()
     if not targets:
         raise ArchlintError("no model given: pass PATH..., or list PyTorch targets in [tool.archlint] models")
-    parse(input_shapes)  # a bad --input-shape is the command's error, not every file's
+    parse(input_shapes)  # a bad --input-shape or --input-value is the command's error, not every file's
+    parse_values(input_values)
     options = run_options or batch.Options()
     found, empty = batch.discover(targets, options.exclude)
     if not found:
         raise ArchlintError(f"no model to check ({'; '.join(empty)})")
     for warning in empty:
         click.echo(f"archlint: warning: {warning}", err=True)
-    job = batch.Job(tuple(input_shapes), config, no_lint)
+    job = batch.Job(tuple(input_shapes), config, no_lint, tuple(input_values))
     return batch.run(found, job, options, cache.location(config.path)), config
 
 
@@ -339,21 +344,23 @@ def rules(fmt: str) -> None:
 @click.argument("target", metavar="PATH")
 @click.option("--layer", required=True, help="The conv layer to explore (its name in the report).")
 @click.option("--input-shape", "input_shapes", multiple=True, metavar="SPEC")
+@click.option("--input-value", "input_values", multiple=True, metavar="NAME=VALUE", help="ONNX: fix an input's value.")
 @click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16", "int8"]))
 @click.option("--profile", metavar="NAME|FILE")
 @click.option("--measure", is_flag=True, help="Also time every variant with torch at the layer's shapes.")
 @click.option("--no-cache", is_flag=True, help="--measure: re-measure, not reading ~/.cache/archlint/measure.json.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def explore(target: str, layer: str, input_shapes: Sequence[str], dtype: str | None, profile: str | None,
-            measure: bool, no_cache: bool, fmt: str) -> None:
+def explore(target: str, layer: str, input_shapes: Sequence[str], input_values: Sequence[str], dtype: str | None,
+            profile: str | None, measure: bool, no_cache: bool, fmt: str) -> None:
     """What-if table for one conv layer: original, depthwise-separable, each group count G."""
     import json as _json
 
     from archlint.api import analyze
     from archlint.explore import whatif
-    from archlint.input_spec import parse
+    from archlint.input_spec import parse, parse_values
     try:
-        report = analyze(target, parse(input_shapes), dtype=dtype, profile=profile, lint=False)
+        report = analyze(target, parse(input_shapes), input_values=parse_values(input_values), dtype=dtype,
+                         profile=profile, lint=False)
         rows = whatif(report, layer, measure, use_cache=not no_cache)
     except ArchlintError as exc:
         _fail(str(exc))

@@ -9,6 +9,7 @@ Keys (unknown keys or rule codes are an error, exit 2)::
     fail-on = "warning"              # info | warning | error: lowest severity that exits 1
     models = ["mypkg.models:resnet"] # PyTorch targets checked when no path is given (pre-commit)
     input-shapes = {"models/*.onnx" = "1x3x224x224", "mypkg.models:resnet" = "1x3x224x224"}
+    input-values = {"models/silero*.onnx" = "sr=16000"}   # ONNX inputs fixed to a value
     per-layer-ignores = {"layer1.*" = ["AL105"]}
     per-file-ignores = {"legacy/*.onnx" = ["AL1"]}
 
@@ -41,8 +42,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-KEYS = {"select", "ignore", "fail-on", "models", "input-shapes", "per-layer-ignores", "per-file-ignores", "budgets",
-        "rules", "profile", "dtype"}
+KEYS = {"select", "ignore", "fail-on", "models", "input-shapes", "input-values", "per-layer-ignores",
+        "per-file-ignores", "budgets", "rules", "profile", "dtype"}
 COMMON_RULE_OPTIONS = {"severity"}
 
 
@@ -53,6 +54,7 @@ class Config:
     fail_on: str = "warning"
     models: list[str] = field(default_factory=list)
     input_shapes: dict[str, str] = field(default_factory=dict)
+    input_values: dict[str, str] = field(default_factory=dict)
     per_layer_ignores: dict[str, list[str]] = field(default_factory=dict)
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     rule_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -106,7 +108,13 @@ class Config:
         return out
 
     def input_shape_for(self, target: str) -> str | None:
-        for pattern, spec in self.input_shapes.items():
+        return self._spec_for(self.input_shapes, target)
+
+    def input_value_for(self, target: str) -> str | None:
+        return self._spec_for(self.input_values, target)
+
+    def _spec_for(self, table: dict[str, str], target: str) -> str | None:
+        for pattern, spec in table.items():
             if target == pattern or _path_match(target, pattern, self.path):
                 return spec
         return None
@@ -196,6 +204,7 @@ def from_dict(table: dict[str, Any], path: Path | None = None) -> Config:
         cfg.fail_on = check_severity(table["fail-on"], f"{where}: fail-on")
     cfg.models = _models(table.get("models", []), where)
     cfg.input_shapes = _input_shapes(table.get("input-shapes", {}), where)
+    cfg.input_values = _input_values(table.get("input-values", {}), where)
     cfg.per_layer_ignores = _ignores(table.get("per-layer-ignores", {}), "per-layer-ignores", where)
     cfg.per_file_ignores = _ignores(table.get("per-file-ignores", {}), "per-file-ignores", where)
     cfg.rule_options = _rule_options(table.get("budgets", {}), table.get("rules", {}), where)
@@ -215,6 +224,18 @@ def _models(models: Any, where: str) -> list[str]:
 def _input_shapes(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ArchlintError(f"{where}: 'input-shapes' must map model paths or targets to shapes like '1x3x224x224'")
+    return dict(value)
+
+
+def _input_values(value: Any, where: str) -> dict[str, str]:
+    from archlint.input_spec import parse_values
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ArchlintError(f"{where}: 'input-values' must map model paths to input values like 'sr=16000'")
+    for spec in value.values():
+        try:
+            parse_values(spec)
+        except ArchlintError as exc:
+            raise ArchlintError(f"{where}: input-values: {exc}") from None
     return dict(value)
 
 

@@ -1,26 +1,31 @@
-"""Parsing ``--input-shape`` specs: ``1x3x224x224``, ``1,3,224,224`` or ``name=1x3x224x224``."""
+"""Parsing ``--input-shape`` specs (``1x3x224x224``, ``1,3,224,224`` or ``name=1x3x224x224``) and
+``--input-value`` specs (``sr=16000``, ``scales=1,1,2,2``)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from archlint.errors import ArchlintError
 
 _SPEC = re.compile(r"^\s*(?:(?P<name>[^=\s]+)\s*=)?\s*(?P<dims>\d+(?:\s*[x,]\s*\d+)*)\s*$")
+_VALUE = re.compile(r"^\s*(?P<name>[^=\s]+)\s*=\s*(?P<values>[^=]+?)\s*$")
 MAX_DIM = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class InputShapes:
-    """Shapes the user gave: by input name, and positionally for unnamed specs."""
+    """Shapes the user gave: by input name, and positionally for unnamed specs; and the values
+    given to inputs (``--input-value``), by name: an ONNX input with a value is a constant, so
+    that what depends on it (an ``If`` on a sample rate) folds."""
 
     named: Mapping[str, tuple[int, ...]]
     positional: Sequence[tuple[int, ...]]
+    values: Mapping[str, tuple[int | float, ...]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.named) or bool(self.positional)
+        return bool(self.named) or bool(self.positional) or bool(self.values)
 
     def check_names(self, names: Sequence[str], what: str = "the model's inputs are") -> None:
         """Every named shape must name one of ``names``: else a one-line error listing them
@@ -62,6 +67,58 @@ def parse(specs: Iterable[str] | str | None) -> InputShapes:
             else:
                 named[name] = dims
     return InputShapes(named, positional)
+
+
+def parse_values(specs: Iterable[str] | str | None) -> dict[str, tuple[int | float, ...]]:
+    """``name=16000`` or ``name=1,1,2,2`` (integers or decimals); several may be given, or
+    separated by ``;`` in one string."""
+    if specs is None:
+        return {}
+    if isinstance(specs, str):
+        specs = [specs]
+    out: dict[str, tuple[int | float, ...]] = {}
+    for chunk in specs:
+        for spec in chunk.split(";"):
+            if not spec.strip():
+                continue
+            match = _VALUE.match(spec)
+            try:
+                if not match:
+                    raise ValueError
+                out[match.group("name")] = tuple(_number(v) for v in match.group("values").split(","))
+            except ValueError:
+                raise ArchlintError(f"malformed --input-value {spec!r}: expected name=VALUE or name=V1,V2,... "
+                                    f"with numbers, e.g. sr=16000") from None
+    return out
+
+
+def _number(text: str) -> int | float:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(text)
+    return value
+
+
+def with_values(shapes: InputShapes, values: Mapping[str, object] | Iterable[str] | str | None) -> InputShapes:
+    """``shapes`` with input values: a mapping ``{"sr": 16000}`` (a number or a sequence of
+    numbers each) or ``--input-value`` specs."""
+    if not values:
+        return shapes
+    if isinstance(values, Mapping):
+        parsed: dict[str, tuple[int | float, ...]] = {}
+        for name, value in values.items():
+            items = list(value) if isinstance(value, (list, tuple)) else [value]
+            numbers = [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if not items or len(numbers) != len(items):
+                raise ArchlintError(f"malformed input value for {name!r}: expected a number or a sequence of numbers")
+            parsed[str(name)] = tuple(numbers)
+    else:
+        parsed = parse_values(values)
+    return InputShapes(shapes.named, shapes.positional, {**shapes.values, **parsed})
 
 
 def from_python(shape: object) -> InputShapes:

@@ -92,6 +92,7 @@ def model_info(graph: ModelGraph, dtype: str, profile: str) -> ModelInfo:
     meta = graph.meta
     inputs = [{"name": t, "shape": list(s) if (s := graph.shape(t)) is not None else None,
                "dtype": graph.tensors[t].dtype} for t in graph.inputs]
+    inputs += [{"name": name, **fixed} for name, fixed in meta.get("input_values", {}).items()]
     return ModelInfo(path=meta.get("path"), format=meta.get("format"), inputs=inputs, dtype=dtype, profile=profile,
                      opset=meta.get("opset"), tracer=meta.get("tracer"),
                      tracer_fallback_reason=meta.get("tracer_fallback_reason"), class_name=meta.get("class"))

@@ -100,7 +100,8 @@ class Totals:
 class ModelInfo:
     """Where the model came from and how it was analysed: the JSON report's ``model`` object.
 
-    ``inputs`` holds one ``{"name", "shape", "dtype"}`` per graph input; ``class_name`` is the
+    ``inputs`` holds one ``{"name", "shape", "dtype"}`` per graph input (and ``"value"`` for
+    an input fixed by ``--input-value``); ``class_name`` is the
     ``module.qualname`` of a PyTorch model (JSON key ``class``). :attr:`label` is the one
     display name every reporter and message uses."""
 

@@ -120,3 +120,89 @@ def test_scan_runs_its_body_once_per_slice():
     assert report.totals.macs == 224
     assert not report.totals.partial
     assert report.totals.params == 32
+
+
+def _sample_rate_model():
+    """silero VAD's shape: a scalar int64 input ``sr`` and ``If(sr == 16000)``:
+    then: Conv 3 -> 8, 3x3, pad 1 on x [1, 3, 8, 8] (weight in the branch, 8*3*3*3 = 216 params),
+    else: Conv 3 -> 2, 1x1 (weight in the branch, 2*3 = 6 params)."""
+    then = helper.make_graph([helper.make_node("Conv", ["x", "w16k"], ["t"], pads=[1, 1, 1, 1], name="conv16k")],
+                             "then", [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+                             [_w("w16k", (8, 3, 3, 3))])
+    other = helper.make_graph([helper.make_node("Conv", ["x", "w8k"], ["e"], name="conv8k")],
+                              "else", [], [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)],
+                              [_w("w8k", (2, 3, 1, 1))])
+    nodes = [helper.make_node("Constant", [], ["rate"], value=numpy_helper.from_array(np.array(16000, np.int64))),
+             helper.make_node("Equal", ["sr", "rate"], ["is16k"]),
+             helper.make_node("If", ["is16k"], ["y"], then_branch=then, else_branch=other, name="by_rate")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
+              helper.make_tensor_value_info("sr", TensorProto.INT64, [])]
+    return _model(nodes, inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+
+
+def test_input_value_selects_the_branch():
+    """``input_values={"sr": 16000}`` makes ``sr`` a constant: Equal folds to true and the If is
+    replaced by its then branch: 8 * 64 positions * 27 = 13,824 MACs, 216 params (the other
+    branch's weights are not part of the model that runs); 8000: the else branch, 2 * 64 * 3 =
+    384 MACs, 6 params. The report lists ``sr`` with its value."""
+    for rate, macs, params in ((16000, 13_824, 216), (8000, 384, 6)):
+        report = archlint.analyze(_sample_rate_model(), input_values={"sr": rate}, lint=False)
+        assert (report.totals.macs, report.totals.params, report.totals.partial) == (macs, params, False)
+        assert {"name": "sr", "shape": [], "dtype": "int64", "value": [rate]} in report.model.inputs
+        assert not [w for w in report.warnings if "If" in w]
+
+
+def test_data_dependent_if_names_the_input_that_selects_it():
+    """Without a value the If is costed as its larger branch (13,824 MACs), params count both
+    branches (216 + 6 = 222), and the warning says which input to fix."""
+    report = archlint.analyze(_sample_rate_model(), lint=False)
+    assert (report.totals.macs, report.totals.params) == (13_824, 222)
+    note = [w for w in report.warnings if "If 'by_rate'" in w]
+    assert note and "depends on the value of 'sr'" in note[0] and "--input-value sr=..." in note[0]
+
+
+def test_input_value_cli_and_errors(tmp_path):
+    """The command line: --input-value sr=8000 gives the else branch's 384 MACs; a name that is
+    not an input, a fraction for an integer input, or a count that does not fit the input's
+    shape is exit 2 with one line naming the file."""
+    import onnx
+    from click.testing import CliRunner
+
+    from archlint.cli import main
+    path = tmp_path / "rate.onnx"
+    onnx.save(_sample_rate_model(), path)
+    result = CliRunner().invoke(main, [str(path), "--input-value", "sr=8000", "--format", "json", "--no-cache"])
+    assert result.exit_code in (0, 1), result.output
+    import json
+    assert json.loads(result.stdout)["totals"]["macs"] == 384
+    for value, problem in (("rate=1", "--input-value names rate, but the model's inputs are x, sr"),
+                           ("sr=16000.5", "input 'sr' is int64; --input-value sr must be whole numbers"),
+                           ("sr=1,2", "--input-value sr gives 2 value(s), but the input's shape [] holds 1")):
+        result = CliRunner().invoke(main, [str(path), "--input-value", value, "--no-cache"])
+        assert result.exit_code == 2
+        assert f"archlint: error: {path}: {problem}" in result.stderr
+    result = CliRunner().invoke(main, [str(path), "--input-value", "sr", "--no-cache"])
+    assert result.exit_code == 2 and "malformed --input-value 'sr'" in result.stderr
+
+
+def test_input_values_from_config(tmp_path):
+    """``[tool.archlint] input-values`` maps files to values as input-shapes does; the cache key
+    includes them (a changed value is a new analysis)."""
+    import onnx
+    from click.testing import CliRunner
+
+    from archlint.cli import main
+    onnx.save(_sample_rate_model(), tmp_path / "rate.onnx")
+    (tmp_path / "pyproject.toml").write_text('[tool.archlint]\ninput-values = {"rate.onnx" = "sr=8000"}\n')
+    import json
+    import os
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        first = CliRunner().invoke(main, ["rate.onnx", "--format", "json"])
+        (tmp_path / "pyproject.toml").write_text('[tool.archlint]\ninput-values = {"rate.onnx" = "sr=16000"}\n')
+        second = CliRunner().invoke(main, ["rate.onnx", "--format", "json"])
+    finally:
+        os.chdir(cwd)
+    assert json.loads(first.stdout)["totals"]["macs"] == 384
+    assert json.loads(second.stdout)["totals"]["macs"] == 13_824

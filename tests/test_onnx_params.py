@@ -114,3 +114,32 @@ def test_folded_shape_arithmetic_is_not_a_parameter(size):
     report = archlint.analyze(_model(nodes, _x([1, 4, size, size]), _y(), inits), lint=False)
     assert report.layer("add").output_shape == (1, 4, size * size)
     assert report.totals.params == 144
+
+
+def test_constant_bias_sliced_and_concatenated_is_not_folded_away():
+    """silero VAD's LSTM bias as its OpenVINO-ready file stores it: a Constant b [8] read by two
+    Slices (halves) joined by a Concat, which feeds the Conv 3 -> 8 as its bias. Shape
+    arithmetic is folded into constants, but a float Constant of more than one element may be a
+    weight and is never folded (as for initializers): params = 8*3*3*3 + 8 = 224 (before: 216,
+    the bias folded into an anonymous constant). An If on the input's height (constant once the
+    shape is fixed: then Relu, else Identity) makes the folding pass run, as in that file."""
+    def _ints(name, values):
+        return _const(name, np.array(values, np.int64))
+    relu = helper.make_graph([helper.make_node("Relu", ["c"], ["r"])], "then", [],
+                             [helper.make_tensor_value_info("r", TensorProto.FLOAT, None)])
+    same = helper.make_graph([helper.make_node("Identity", ["c"], ["i"])], "else", [],
+                             [helper.make_tensor_value_info("i", TensorProto.FLOAT, None)])
+    nodes = [_const("w", np.ones((8, 3, 3, 3), np.float32)), _const("b", np.arange(8, dtype=np.float32)),
+             _ints("s0", [0]), _ints("s4", [4]), _ints("s8", [8]), _ints("ax", [0]), _ints("two", 2),
+             _ints("eight", 8),
+             helper.make_node("Slice", ["b", "s0", "s4", "ax"], ["b_lo"]),
+             helper.make_node("Slice", ["b", "s4", "s8", "ax"], ["b_hi"]),
+             helper.make_node("Concat", ["b_lo", "b_hi"], ["bias"], axis=0),
+             helper.make_node("Conv", ["x", "w", "bias"], ["c"], name="conv"),
+             helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Gather", ["shape", "two"], ["height"]),
+             helper.make_node("Equal", ["height", "eight"], ["is8"]),
+             helper.make_node("If", ["is8"], ["y"], then_branch=relu, else_branch=same)]
+    report = archlint.analyze(_model(nodes, _x([1, 3, 8, 8]), _y()), lint=False)
+    assert report.totals.params == 224
+    assert report.layer("conv").macs == 8 * 6 * 6 * 27

@@ -86,3 +86,23 @@ def test_if_takes_the_branch_its_constant_condition_selects(size, macs, params):
     report = archlint.analyze(_if_model(), input_shape=(1, 4, size, size), lint=False)
     assert (report.totals.macs, report.totals.params) == (macs, params)
     assert not report.totals.uncounted_ops
+
+
+def test_lstm_costs_as_its_gemm_decomposition():
+    """An LSTM step written out as exporters without an LSTM op do (silero VAD's opset-18 file:
+    two Gemms, x W^T and h R^T, then the gate arithmetic) costs what the LSTM op costs: one
+    step, batch 1, input 128, hidden 128: x [1,128] x W^T [128,512] = 65,536 MACs plus
+    h [1,128] x R^T [128,512] = 65,536, 131,072 in all = 4 gates * 128 * (128 + 128)."""
+    h = 128
+    lstm = _model([helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=h, name="lstm")],
+                  [_vi("X", [1, 1, h])], [_vi("Y", None)],
+                  [numpy_helper.from_array(np.zeros((1, 4 * h, h), np.float32), "W"),
+                   numpy_helper.from_array(np.zeros((1, 4 * h, h), np.float32), "R")], opset=14)
+    gemms = _model([helper.make_node("Gemm", ["x", "Wg"], ["xw"], transB=1, name="input_gemm"),
+                    helper.make_node("Gemm", ["h", "Rg"], ["hr"], transB=1, name="hidden_gemm"),
+                    helper.make_node("Add", ["xw", "hr"], ["gates"])],
+                   [_vi("x", [1, h]), _vi("h", [1, h])], [_vi("gates", None)],
+                   [numpy_helper.from_array(np.zeros((4 * h, h), np.float32), "Wg"),
+                    numpy_helper.from_array(np.zeros((4 * h, h), np.float32), "Rg")], opset=18)
+    assert archlint.analyze(lstm, lint=False).totals.macs == 131_072
+    assert archlint.analyze(gemms, lint=False).totals.macs == 131_072

@@ -47,6 +47,7 @@ def attach(graph: ModelGraph, model: onnx.ModelProto, label: str, translate: Tra
         if node.op_type == "If":
             branches = {name: context.body(attrs[name], []) for name in ("then_branch", "else_branch") if name in attrs}
             layer.attrs = {"branches": branches} if len(branches) == 2 and all(branches.values()) else {}
+            layer.attrs["depends_on"] = _inputs_upstream(g, node.input[0]) if node.input else []
         elif node.op_type == "Loop":
             layer.attrs = {"body": context.body(attrs["body"], [_SCALAR_INT, _SCALAR_BOOL, *node.input[2:]]),
                            "trips": _loop_trips(node, graph)}
@@ -57,6 +58,23 @@ def attach(graph: ModelGraph, model: onnx.ModelProto, label: str, translate: Tra
                 for w in sub.params:
                     graph.add_tensor(w, sub.tensors[w].shape, sub.tensors[w].dtype)
                     graph.params.add(w)
+
+
+def _inputs_upstream(g: onnx.GraphProto, tensor: str) -> list[str]:
+    """The graph inputs whose values ``tensor`` is computed from (an ``If`` condition's: what
+    ``--input-value`` can fix), in the graph's input order."""
+    producer = {o: n for n in g.node for o in n.output if o}
+    inputs = [i.name for i in g.input if i.name not in {init.name for init in g.initializer}]
+    seen, stack = set(), [tensor]
+    while stack:
+        t = stack.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        node = producer.get(t)
+        if node is not None and node.op_type not in ("Shape", "Size"):  # a shape is fixed by --input-shape
+            stack.extend(i for i in node.input if i)
+    return [name for name in inputs if name in seen]
 
 
 def _loop_trips(node: onnx.NodeProto, graph: ModelGraph) -> int | None:

@@ -204,6 +204,14 @@ def inline_constant_ifs(model: onnx.ModelProto) -> bool:
     return changed
 
 
+_FLOATS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+                     onnx.TensorProto.DOUBLE})
+
+
+def _may_be_weight(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_type in _FLOATS and math.prod(tensor.dims) > 1
+
+
 def fold(model: onnx.ModelProto, cache: dict[str, np.ndarray] | None = None) -> bool:
     """Replace constant shape computations by initializers, in place. True if any folded.
     ``cache``: initializer values decoded by an earlier round on the same model (names are
@@ -212,10 +220,12 @@ def fold(model: onnx.ModelProto, cache: dict[str, np.ndarray] | None = None) -> 
     g = model.graph
     shapes = _shapes(model)
     known: dict[str, np.ndarray] = {}
-    # Float tensors of more than one element may be parameters: never fold them away.
-    weights = {i.name for i in g.initializer if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
-                                                                 onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
-               and math.prod(i.dims) > 1}
+    # Float tensors of more than one element may be parameters, stored as initializers or in
+    # Constant nodes (silero VAD's LSTM biases, sliced and concatenated): never fold them away.
+    weights = {i.name for i in g.initializer if _may_be_weight(i)}
+    weights.update(node.output[0] for node in g.node if node.op_type == "Constant" and node.output
+                   and any(a.name == "value" and a.type == onnx.AttributeProto.TENSOR and _may_be_weight(a.t)
+                           for a in node.attribute))
     for init in g.initializer:
         # a weight's value is never needed: no node reading one is folded
         if init.name not in weights and math.prod(init.dims) <= MAX_ELEMENTS \

@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from archlint.errors import ArchlintError
-from archlint.frontends import onnx_bodies, onnx_checks, onnx_fold, onnx_infer, onnx_ops, onnx_params
+from archlint.frontends import onnx_bodies, onnx_checks, onnx_fold, onnx_infer, onnx_ops, onnx_params, onnx_values
 from archlint.frontends.onnx_infer import DTYPES
 from archlint.frontends.onnx_infer import value_shape as _value_shape
 from archlint.input_spec import InputShapes
@@ -46,8 +46,9 @@ def load_proto(model: onnx.ModelProto, input_shapes: InputShapes | None = None,
 def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) -> ModelGraph:
     onnx_checks.check_opset(model, label)
     model = _inline(model)
+    shapes, fixed = onnx_values.apply(model, input_shapes or InputShapes({}, []), label)
     onnx_fold.inline_constant_ifs(model)
-    applied = _apply_input_shapes(model, input_shapes or InputShapes({}, []), label)
+    applied = _apply_input_shapes(model, shapes, label)
     inferred, note = onnx_infer.infer_shapes(model)
     nodes = _translate_nodes(model, label=label)
     graph = _attach_shapes(nodes, inferred, note)
@@ -63,6 +64,8 @@ def _load(model: onnx.ModelProto, input_shapes: InputShapes | None, label: str) 
         onnx_checks.check_consistency(graph, label, applied.overrides)
     if applied.notes:
         graph.meta.setdefault("warnings", []).extend(applied.notes)
+    if fixed:
+        graph.meta["input_values"] = fixed
     graph.meta.update(format="onnx",
                       opset=max((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), default=None))
     return graph

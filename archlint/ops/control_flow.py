@@ -19,9 +19,11 @@ from archlint.ops.registry import REGISTRY, UNKNOWN, OpCall, UnknownShape, kind
 
 
 class IfAttrs(TypedDict, total=False):
-    """``branches``: branch name (``then_branch``, ``else_branch``) -> its translated graph."""
+    """``branches``: branch name (``then_branch``, ``else_branch``) -> its translated graph;
+    ``depends_on``: the model inputs whose values the condition is computed from."""
 
     branches: dict[str, Any]
+    depends_on: list[str]
 
 
 class LoopAttrs(TypedDict, total=False):
@@ -58,11 +60,24 @@ def graph_cost(graph: ModelGraph) -> tuple[int, int]:
 
 
 def branch_costs(call: OpCall) -> dict[str, tuple[int, int]]:
-    """Each branch's ``(MACs, FLOPs)``."""
+    """Each branch's ``(MACs, FLOPs)``; a branch that cannot be costed (its shapes unknown
+    at these inputs: it may be the branch these inputs never take) names the inputs that
+    select the branch."""
     branches = call.attr("branches")
-    if not branches:
-        raise ValueError("its branches could not be translated")
-    return {name: graph_cost(g) for name, g in branches.items()}
+    try:
+        if not branches:
+            raise ValueError("its branches could not be translated")
+        return {name: graph_cost(g) for name, g in branches.items()}
+    except ValueError as exc:
+        raise ValueError(f"{exc}{_selector_hint(call)}") from None
+
+
+def _selector_hint(call: OpCall) -> str:
+    inputs = call.attr("depends_on") or []
+    if not inputs:
+        return ""
+    return (f"; its condition depends on the value of {', '.join(repr(i) for i in inputs)}: "
+            f"{' '.join(f'--input-value {i}=...' for i in inputs)} selects a branch")
 
 
 def if_note(call: OpCall, name: str) -> str | None:
@@ -70,7 +85,7 @@ def if_note(call: OpCall, name: str) -> str | None:
     from archlint.units import human
     text = ", ".join(f"{branch} {human(m)} MACs" for branch, (m, _) in branch_costs(call).items())
     return (f"If '{name}': its condition is not constant under the fixed input shapes; costed as its "
-            f"larger branch ({text})")
+            f"larger branch ({text}){_selector_hint(call)}")
 
 
 IF.note_fn = if_note
