@@ -17,7 +17,6 @@ from fixtures import lint_models as lm  # noqa: E402
 from fixtures.networks import build  # noqa: E402
 from tests.conftest import onnx_path  # noqa: E402
 
-
 IDEAL = str(Path(__file__).parent / "data" / "ideal.toml")  # no per-layer overhead: judge arithmetic alone
 
 
@@ -127,6 +126,24 @@ def test_al201_small_field():
     assert f.layer == "2" and abs(f.details["coverage"] - 7 / 64) < 1e-12
     assert findings(build("resnet_small"), (1, 3, 64, 64), "AL201") == []  # 99 px field at the trunk's end
     assert findings(build("resnext_small"), (1, 3, 32, 32), "AL201") == []  # SE makes the end global
+
+
+def test_al201_judges_the_signal_not_a_recurrent_state():
+    """silero VAD's shape in small: x [1,3,32,32] through one 3x3 conv (field 3 = 9% of 32),
+    and a second input h [2,1,128] (a recurrent state) through a Relu, written last. Only x is
+    read by a sliding window, so the finding is on the conv's 3x3 field, never on h's 1-of-128."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv"), helper.make_node("Relu", ["h"], ["h2"],
+                                                                                         name="state_relu")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32]),
+                                           helper.make_tensor_value_info("h", TensorProto.FLOAT, [2, 1, 128])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("h2", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    [f] = [f for f in lint(archlint.analyze(model, profile=IDEAL)) if f.code == "AL201"]
+    assert f.layer == "conv" and abs(f.details["coverage"] - 3 / 32) < 1e-12
 
 
 def test_al202_unaligned_merge():

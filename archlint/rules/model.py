@@ -21,17 +21,21 @@ def check_field_coverage(rule: Rule, report: Report, opts: Any) -> Iterator[Find
     size. A global field there (e.g. after squeeze-and-excitation) covers everything. Models
     with attention mix all positions after their spatial stem and are not checked, nor are
     models without a sliding window (conv, pool): nothing there looks at a neighbourhood, so the
-    input has no spatial axes to cover (a [3, 4, 5] tensor through a sigmoid)."""
+    input has no spatial axes to cover (a [3, 4, 5] tensor through a sigmoid). Only fields over
+    an input that some sliding window reads count (silero VAD's recurrent state [2, 1, 128] is
+    not a signal with 128 positions)."""
     if any(registry.get(r.kind).token_mixing and r.rf for r in report.layers):
         return
-    if not any(registry.get(r.kind).sliding_window for r in report.layers):
+    # inputs with spatial axes: those a sliding window reads (an audio signal, not a recurrent state)
+    windowed = {f.input for r in report.layers if registry.get(r.kind).sliding_window for f in r.rf}
+    if not windowed:
         return
-    spatial = [r for r in report.layers if r.rf and r.output_shape is not None and len(r.output_shape) >= 3
-               and any(d > 1 for d in r.output_shape[2:]) and r.is_data]
-    if not spatial or spatial[-1].rf[0].is_global:
+    spatial = [(r, f) for r in report.layers if r.output_shape is not None and len(r.output_shape) >= 3
+               and any(d > 1 for d in r.output_shape[2:]) and r.is_data
+               and (f := next((f for f in r.rf if f.input in windowed), None)) is not None]
+    if not spatial or spatial[-1][1].is_global:
         return
-    last = spatial[-1]
-    field = last.rf[0]
+    last, field = spatial[-1]
     shares = [float(size) / n for size, n in zip(field.size, field.input_size) if n]
     if shares and min(shares) < opts.min_coverage:
         size = "x".join(str(int(s)) for s in field.size)
