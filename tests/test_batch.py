@@ -78,6 +78,30 @@ def test_bad_files_hide_no_budget_failure(budget_batch: Path, jobs: str):
     assert "Traceback" not in err
 
 
+def test_bad_files_in_sarif_and_github_output(budget_batch: Path):
+    """Machine-read formats carry the failed files too: SARIF as error notifications of the run's
+    invocation (executionSuccessful false; the log still validates against the SARIF 2.1.0 schema),
+    GitHub as ::error annotations on the file; the good file's AL301 result is still there."""
+    import jsonschema
+    schema = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
+    code, out, _ = cli("models", "--format", "sarif", "--no-cache", cwd=budget_batch)
+    assert code == 2
+    log = json.loads(out)
+    jsonschema.validate(log, schema)
+    run = log["runs"][0]
+    assert [r["ruleId"] for r in run["results"] if r["level"] == "error"] == ["AL301"]
+    [invocation] = run["invocations"]
+    assert invocation["executionSuccessful"] is False
+    notes = invocation["toolExecutionNotifications"]
+    assert [n["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for n in notes] == \
+        ["models/sub/corrupt.onnx", "models/sub/dynamic.onnx"]
+    assert all(n["level"] == "error" for n in notes) and "symbolic dimension 'height'" in notes[1]["message"]["text"]
+    code, out, _ = cli("models", "--format", "github", "--no-cache", cwd=budget_batch)
+    errors = [line for line in out.splitlines() if line.startswith("::error file=models/sub/")]
+    assert [line.split(",")[0] for line in errors] == ["::error file=models/sub/corrupt.onnx",
+                                                      "::error file=models/sub/dynamic.onnx"]
+
+
 def test_batch_without_errors_keeps_exit_codes(budget_batch: Path):
     """Only the budget (an error-severity finding) left: exit 1, as for a single file."""
     code, out, err = cli("models", "--exclude", "sub", "--format", "concise", cwd=budget_batch)

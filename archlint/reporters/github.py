@@ -26,6 +26,8 @@ def render(reports: Sequence[Report], options: RenderOptions | None = None) -> s
             props.append(f"title={_escape(f'{f.code} {f.name}', True)}")
             where = f"{f.layer}: " if f.layer else ""
             lines.append(f"::{LEVELS[f.severity]} {','.join(props)}::{_escape(where + f.message)}")
+    for error in getattr(reports, "errors", ()):  # files of a batch that could not be analysed
+        lines.append(f"::error file={_escape(error.target, True)},title=archlint::{_escape(error.message)}")
     return "\n".join(lines)
 
 

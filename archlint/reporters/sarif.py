@@ -1,5 +1,7 @@
 """SARIF 2.1.0 for GitHub code scanning: one run, rules with descriptions and help,
-results with physical and logical locations and partial fingerprints.
+results with physical and logical locations and partial fingerprints; a file of the batch that
+could not be analysed is an error notification of the run's invocation (SARIF 2.1.0, 3.20.21
+``toolExecutionNotifications``), which makes ``executionSuccessful`` false.
 
 The rule catalogue comes in :class:`~archlint.reporters.registry.RenderOptions` (the command
 line passes it), so reporters do not import the rules."""
@@ -81,10 +83,16 @@ def render(reports: Sequence[Report], options: RenderOptions | None = None) -> s
             if f.saving:
                 result["properties"] = {"saving": f.saving.to_dict()}
             results.append(result)
-    log = {"$schema": SCHEMA, "version": "2.1.0", "runs": [{
+    run: dict[str, Any] = {
         "tool": {"driver": {"name": "archlint", "version": __version__, "informationUri":
                             "https://pypi.org/project/archlint/", "rules": [_rule(r) for r in rules]}},
-        "results": results}]}
+        "results": results}
+    failed = getattr(reports, "errors", ())  # files of a batch that could not be analysed
+    run["invocations"] = [{"executionSuccessful": not failed, "toolExecutionNotifications": [
+        {"level": "error", "message": {"text": error.line()},
+         "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(artifact(error.target))}}}]}
+        for error in failed]}]
+    log = {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(log, indent=2)
 
 
