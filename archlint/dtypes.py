@@ -13,6 +13,10 @@ ELEMENT_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64
                  "int8": 1, "uint8": 1, "bool": 1, "float8_e4m3fn": 1, "float8_e5m2": 1, "complex64": 8,
                  "complex128": 16, "uint16": 2, "uint32": 4, "uint64": 8, "int4": 1, "uint4": 1}
 
+# Integer types that hold quantized values (ONNX QuantizeLinear's outputs: 4, 8 and 16 bits), as
+# opposed to index and shape tensors (int32, int64) and masks (bool).
+QUANTIZED_INTEGERS = frozenset({"int8", "uint8", "int16", "uint16", "int4", "uint4"})
+
 # The analysis dtypes of ``--dtype`` and the tensor dtype each stands for.
 ANALYSIS_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"}
 ALIASES = {"float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float": "fp32"}
@@ -33,6 +37,11 @@ def is_float(dtype: str | None, *, unknown: bool = True) -> bool:
     if dtype is None:
         return unknown
     return dtype.startswith(("float", "bfloat", "complex"))
+
+
+def is_quantized_integer(dtype: str | None) -> bool:
+    """A 4-, 8- or 16-bit integer type, the storage of quantized activations and weights."""
+    return dtype in QUANTIZED_INTEGERS
 
 
 def normalise(dtype: Any) -> str:

@@ -280,6 +280,13 @@ def recurrent(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: Mod
             "layout": attrs.get("layout", 0)}
 
 
+def quantization(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph,
+                 opset: int) -> dict[str, Any]:
+    """QuantizeLinear and DequantizeLinear are quantization boundaries (float <-> integer), which
+    onnxruntime fuses into the neighbouring ops (the traffic model reads the attribute)."""
+    return {"quantization": "quantize" if op_type == "QuantizeLinear" else "dequantize"}
+
+
 def norm(op_type: str, attrs: dict[str, Any], inputs: list[str], graph: ModelGraph, opset: int) -> dict[str, Any]:
     return {"norm": NORM_NAMES[op_type]}
 
@@ -349,7 +356,7 @@ _add("CumSum", "reduce", roles=(D, "config"), normalise=cumsum)
 _add("Shape Size Constant ConstantOfShape EyeLike NonZero", "constant", rest="config")
 _add("Range", "constant", roles=("config", "config", "config"))
 _add("Identity Dropout Cast CastLike", "identity", rest="config")
-_add("QuantizeLinear DequantizeLinear", "identity", roles=QDQ)
+_add("QuantizeLinear DequantizeLinear", "identity", roles=QDQ, normalise=quantization)
 _add("DynamicQuantizeLinear", "identity")
 _add("Relu LeakyRelu Sigmoid HardSigmoid HardSwish Tanh Elu Selu Celu Gelu Softplus Softsign Mish "
      "ThresholdedRelu Swish", "activation")

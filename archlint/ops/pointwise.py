@@ -23,6 +23,18 @@ class ReduceAttrs(TypedDict, total=False):
     keepdims: bool
 
 
+class IdentityAttrs(TypedDict, total=False):
+    """``quantization``: ``quantize`` (ONNX QuantizeLinear) or ``dequantize`` (DequantizeLinear)
+    when the layer converts between float and a quantized integer type."""
+
+    quantization: str
+
+
+def _quantization(attrs: dict[str, Any]) -> str | None:
+    """The layer's ``quantization`` attribute: a quantize or dequantize boundary, or None."""
+    return attrs.get("quantization")
+
+
 def _is_batch_norm(attrs: dict[str, Any]) -> bool:
     """BatchNorm subtracts a per-channel mean: a bias added just before it cancels."""
     return attrs.get("norm") == "batch"
@@ -85,7 +97,8 @@ def softmax_rf(call: OpCall, fields: list[rf.Field | None]) -> rf.Field | None:
 
 
 IDENTITY = kind("identity", "No arithmetic: Identity, Dropout, Cast, contiguous copies.",
-                examples=("Identity", "Dropout", "Cast"), moves_data=False, hidden=True, spatially_pointwise=True)
+                examples=("Identity", "Dropout", "Cast"), moves_data=False, hidden=True, spatially_pointwise=True,
+                attrs=IdentityAttrs, quant_boundary_fn=_quantization)
 IDENTITY.shape(_same_as_input)
 IDENTITY.rf(_passthrough)
 

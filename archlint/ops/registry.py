@@ -18,6 +18,8 @@ archlint needs, so that nothing outside ``archlint/ops/`` compares kind names:
 - ``spatially_pointwise``, ``token_mixing``, ``sliding_window``, ``is_conv``,
   ``channel_axis``: what the rules ask about a layer's spatial and channel structure;
 - ``conv_class``: dense, grouped or depthwise (the roofline's efficiency classes);
+- ``quant_boundary``: ``quantize`` or ``dequantize`` for a layer that only converts between float
+  and a quantized integer type, which a runtime fuses into its neighbours (the traffic model);
 - ``attrs``: the normalised attribute schema (a ``TypedDict``) both frontends produce.
 
 Parameters are not a per-kind formula: a layer's params are the element counts of
@@ -149,6 +151,7 @@ class OpKind:
     conv_class_fn: Callable[[dict[str, Any], Shape | None], str] = _dense_class
     absorbs_bias_fn: Callable[[dict[str, Any]], bool] | None = None
     note_fn: Callable[[OpCall, str], str | None] | None = None  # a caveat the report states about a costed layer
+    quant_boundary_fn: Callable[[dict[str, Any]], str | None] | None = None
 
     def slot(self, role: str) -> int | None:
         """The input position of ``role`` (``weight``, ``bias``), or None when the kind has none."""
@@ -172,6 +175,13 @@ class OpKind:
         """Whether a bias added just before this layer is cancelled by it (BatchNorm's mean
         subtraction)."""
         return self.absorbs_bias_fn is not None and self.absorbs_bias_fn(attrs)
+
+    def quant_boundary(self, attrs: dict[str, Any]) -> str | None:
+        """``quantize`` (float -> integer, ONNX QuantizeLinear) or ``dequantize`` (integer -> float) when
+        a layer with these attributes is a quantization boundary, else None. onnxruntime fuses
+        ``DequantizeLinear -> op -> QuantizeLinear`` into the quantized op, so the float tensors on
+        either side of a boundary exist only as integers (see ``analyses.roofline``)."""
+        return self.quant_boundary_fn(attrs) if self.quant_boundary_fn is not None else None
 
     def attr_names(self) -> frozenset[str]:
         """The attribute names the schema allows (plus :data:`COMMON_ATTRS`)."""
