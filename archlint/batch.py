@@ -237,8 +237,11 @@ def run(targets: Sequence[str], job: Job, options: Options, cache_dir: Path | No
     """Analyse ``targets`` (files and PyTorch targets, already discovered) and return their
     reports in input order, with one :class:`FileError` per target that failed. Cached
     results are used and stored when ``options.cache`` and ``cache_dir`` are set."""
-    from archlint import cache, profiles
-    store = cache.Cache(cache_dir) if options.cache and cache_dir is not None else None
+    from archlint import profiles
+    store = None
+    if options.cache and cache_dir is not None:
+        from archlint import cache
+        store = cache.Cache(cache_dir)
     settings = effective_settings(job) if store is not None else {}
     results: list[Report | FileError | None] = [None] * len(targets)
     keys: dict[int, str] = {}

@@ -300,7 +300,7 @@ def _configure(targets: Sequence[str], config_path: str | None, overrides: Overr
 
 def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str | None, overrides: Overrides,
          no_lint: bool, run_options: Any = None, input_values: Sequence[str] = ()) -> tuple[list[Report], Config]:
-    from archlint import batch, cache
+    from archlint import batch
     from archlint.input_spec import parse, parse_values
 
     config = _configure(targets, config_path, overrides)
@@ -316,6 +316,9 @@ def _run(targets: Sequence[str], input_shapes: Sequence[str], config_path: str |
     for warning in empty:
         click.echo(f"archlint: warning: {warning}", err=True)
     job = batch.Job(tuple(input_shapes), config, no_lint, tuple(input_values))
+    if not options.cache:  # --no-cache: the cache module (hashlib, its codec) is not even imported
+        return batch.run(found, job, options), config
+    from archlint import cache
     return batch.run(found, job, options, cache.location(config.path)), config
 
 
