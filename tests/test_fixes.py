@@ -111,6 +111,30 @@ def test_missing_weight_data_gives_shapes_only_fixes(tmp_path):
     assert o.applied and o.weight_error is None and "shapes only" in o.notes[0]
 
 
+def test_weight_in_a_constant_node_is_carried():
+    """paddle2onnx writes weights as Constant nodes: a Conv 4 -> 6, 3x3 whose weight is a rank-1
+    tensor per input channel (W[:, c] = a[:, c] outer k_c) is decomposed by AL101 exactly
+    (Eckart-Young: the depthwise-separable pair reproduces it, relative error 0), so the rewritten
+    model's onnxruntime output equals the original's; the old weight's Constant node is gone and
+    the params are the pair's, 4*9 + 6*4 = 60 (were 216)."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w = np.einsum("oc,cij->ocij", rng.standard_normal((6, 4)), rng.standard_normal((4, 3, 3))).astype(np.float32)
+    nodes = [helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(w, "w_value")),
+             helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    report = archlint.analyze(model, lint=False)
+    result = archlint.apply(model, _fixes(report, "AL101", 1), unsafe=True)
+    (o,) = result.outcomes
+    assert o.applied and o.weight_error is not None and o.weight_error < 1e-6
+    assert not [n for n in result.model.graph.node if n.op_type == "Constant"]
+    (y,), (y_hat,) = _run(model), _run(result.model)
+    np.testing.assert_allclose(y_hat, y, atol=1e-4, rtol=1e-4)
+    assert archlint.analyze(result.model, lint=False).totals.params == 60
+
+
 def _bias_bn_model():  # type: ignore[no-untyped-def]
     return conv_model(ci=8, co=16, bn=True)
 

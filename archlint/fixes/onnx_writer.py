@@ -111,6 +111,10 @@ class _Rewriter:
     def __init__(self, model: onnx.ModelProto, base_dir: str | None, measure: bool) -> None:
         self.model, self.base_dir, self.measure = model, base_dir, measure
         self.inits = {init.name: init for init in model.graph.initializer}
+        # paddle2onnx stores every weight as a Constant node: its value is the weight as well
+        self.inits.update({node.output[0]: a.t for node in model.graph.node if node.op_type == "Constant"
+                           and node.output for a in node.attribute
+                           if a.name == "value" and a.type == onnx.AttributeProto.TENSOR})
         self.names = node_names(model)
         self.nodes = list(model.graph.node)
         self.replaced: dict[int, list[onnx.NodeProto]] = {}
@@ -236,9 +240,14 @@ def _drop_dead_aliases(model: onnx.ModelProto, read_before: set[str]) -> None:
 
 
 def _drop_unused(model: onnx.ModelProto) -> None:
-    """Initializers (and their graph-input entries in old exports) that no node reads any more."""
+    """Initializers (and their graph-input entries in old exports) and Constant nodes that no
+    node reads any more."""
     g = model.graph
     read = {t for node in g.node for t in node.input} | {o.name for o in g.output}
+    nodes = [n for n in g.node if not (n.op_type == "Constant" and n.output and n.output[0] not in read)]
+    if len(nodes) != len(g.node):
+        del g.node[:]
+        g.node.extend(nodes)
     keep = [init for init in g.initializer if init.name in read]
     if len(keep) != len(g.initializer):
         gone = {init.name for init in g.initializer} - {init.name for init in keep}
