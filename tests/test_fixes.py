@@ -271,3 +271,24 @@ def test_changed_shapes_are_reported():
     fix = rewrite.depthwise_separable(report.graph, report.graph.layer("conv"))
     result = archlint.apply(conv_model(co=32), [fix], unsafe=True)
     assert not result.outcomes[0].applied and "shapes changed" in result.outcomes[0].reason
+
+
+def test_a_constant_read_only_inside_a_branch_is_kept():
+    """After a fix, Constant nodes no node reads are dropped; one read only inside an If branch
+    (silero VAD's files read outer constants from their branches) is still read: it stays, and
+    the model still passes onnx.checker."""
+    from onnx import TensorProto, helper, numpy_helper
+    then = helper.make_graph([helper.make_node("Add", ["x", "k"], ["t"])], "then", [],
+                             [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4])])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, [1, 4])])
+    nodes = [helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(np.ones((1, 4), np.float32))),
+             helper.make_node("Constant", [], ["unused"], value=numpy_helper.from_array(np.ones(3, np.float32))),
+             helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+                                           helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx_writer._drop_unused(model)
+    assert [n.output[0] for n in model.graph.node] == ["k", "y"]
+    onnx.checker.check_model(model)

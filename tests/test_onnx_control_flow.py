@@ -206,3 +206,60 @@ def test_input_values_from_config(tmp_path):
         os.chdir(cwd)
     assert json.loads(first.stdout)["totals"]["macs"] == 384
     assert json.loads(second.stdout)["totals"]["macs"] == 13_824
+
+
+def test_fixed_input_values_are_settings_not_parameters():
+    """x [1,3,8,8] -> Resize(nearest, scales = input ``scales``) -> Conv 3 -> 4, 3x3, pad 1
+    (108 params) -> Mul by input ``gain`` [1,4,1,1]. With --input-value scales=1,1,2,2 and
+    gain=1,2,3,4 the Resize gives 16x16 and the conv 4*16*16*27 = 27,648 MACs; the four gains are
+    a value the user gave, not a weight stored in the model: params stay 108."""
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["r"], mode="nearest"),
+             helper.make_node("Conv", ["r", "w"], ["y"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Mul", ["y", "gain"], ["z"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]),
+              helper.make_tensor_value_info("scales", TensorProto.FLOAT, [4]),
+              helper.make_tensor_value_info("gain", TensorProto.FLOAT, [1, 4, 1, 1])]
+    model = _model(nodes, inputs, [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)], [_w("w", (4, 3, 3, 3))])
+    report = archlint.analyze(model, input_values={"scales": [1, 1, 2, 2], "gain": [1, 2, 3, 4]}, lint=False)
+    assert (report.totals.params, report.totals.macs, report.totals.partial) == (108, 27_648, False)
+
+
+def test_conditions_through_comparisons_and_logic_fold_with_a_value():
+    """If(And(sr >= 16000, flag)) on the sample-rate model's branches (then 13,824 MACs, else
+    384): sr=8000 -> else; sr=16000 and flag=1 -> then; GreaterOrEqual and And are evaluated."""
+    model = _sample_rate_model()
+    nodes = list(model.graph.node)
+    nodes[1].CopyFrom(helper.make_node("GreaterOrEqual", ["sr", "rate"], ["ge"]))
+    nodes.insert(2, helper.make_node("And", ["ge", "flag"], ["is16k"]))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    model.graph.input.append(helper.make_tensor_value_info("flag", TensorProto.BOOL, []))
+    for values, macs in (({"sr": 8000, "flag": 1}, 384), ({"sr": 16000, "flag": 1}, 13_824),
+                         ({"sr": 16000, "flag": 0}, 384)):
+        assert archlint.analyze(model, input_values=values, lint=False).totals.macs == macs
+
+
+def test_an_if_inside_a_loop_body_names_no_body_variable():
+    """An If on ``i < 2`` inside a Loop body: ``i`` is the body's iteration counter, not a model
+    input, so no message suggests --input-value i=...."""
+    then = helper.make_graph([helper.make_node("Conv", ["xin", "w"], ["t"], pads=[1, 1, 1, 1])], "then", [],
+                             [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)])
+    other = helper.make_graph([helper.make_node("Identity", ["xin"], ["e"])], "else", [],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)])
+    body = helper.make_graph(
+        [helper.make_node("Less", ["i", "two"], ["c"]),
+         helper.make_node("If", ["c"], ["xo"], then_branch=then, else_branch=other, name="inner_if"),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("xin", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("xo", TensorProto.FLOAT, [1, 3, 8, 8])])
+    model = _model([helper.make_node("Loop", ["M", "", "x"], ["y"], body=body, name="loop")],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                   [_w("w", (3, 3, 3, 3)), numpy_helper.from_array(np.array(4, np.int64), "M"),
+                    numpy_helper.from_array(np.array(2, np.int64), "two")])
+    report = archlint.analyze(model, lint=False)
+    text = " ".join(report.warnings) + " ".join(str(u) for u in report.totals.uncounted_ops)
+    assert "--input-value i=" not in text

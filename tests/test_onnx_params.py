@@ -143,3 +143,18 @@ def test_constant_bias_sliced_and_concatenated_is_not_folded_away():
     report = archlint.analyze(_model(nodes, _x([1, 3, 8, 8]), _y()), lint=False)
     assert report.totals.params == 224
     assert report.layer("conv").macs == 8 * 6 * 6 * 27
+
+
+def test_float_constants_that_only_set_a_resize_scale_still_fold():
+    """x [1,3,8,8] -> Resize(nearest) whose scales are Concat(Constant [1, 1], Constant [2, 2])
+    (TorchScript's interpolate without constant folding) -> Conv 3 -> 4, 3x3, pad 1. The float
+    Constants only reach a setting (Resize's scales), so they fold as shape arithmetic: the Resize
+    gives 1x3x16x16 (onnxruntime's shape), the conv 4*16*16*27 = 27,648 MACs, params 4*27 = 108."""
+    nodes = [_const("s1", np.ones(2, np.float32)), _const("s2", np.full(2, 2.0, np.float32)),
+             helper.make_node("Concat", ["s1", "s2"], ["scales"], axis=0),
+             helper.make_node("Resize", ["x", "", "scales"], ["r"], mode="nearest", name="resize"),
+             _const("w", np.ones((4, 3, 3, 3), np.float32)),
+             helper.make_node("Conv", ["r", "w"], ["y"], pads=[1, 1, 1, 1], name="conv")]
+    report = archlint.analyze(_model(nodes, _x([1, 3, 8, 8]), _y()), lint=False)
+    assert report.layer("resize").output_shape == (1, 3, 16, 16)
+    assert (report.totals.params, report.totals.macs, report.totals.partial) == (108, 27_648, False)

@@ -231,7 +231,7 @@ def _drop_dead_aliases(model: onnx.ModelProto, read_before: set[str]) -> None:
     output would still count as a parameter."""
     g = model.graph
     inits = {i.name for i in g.initializer}
-    read = {t for node in g.node for t in node.input} | {o.name for o in g.output}
+    read = _reads(g) | {o.name for o in g.output}
     keep = [n for n in g.node if not (n.op_type == "Identity" and n.input and n.input[0] in inits
                                       and all(o in read_before and o not in read for o in n.output))]
     if len(keep) != len(g.node):
@@ -239,11 +239,24 @@ def _drop_dead_aliases(model: onnx.ModelProto, read_before: set[str]) -> None:
         g.node.extend(keep)
 
 
+def _reads(g: onnx.GraphProto) -> set[str]:
+    """Every tensor a node of ``g`` reads, in control-flow bodies too (a branch may read a
+    Constant of the enclosing graph)."""
+    read: set[str] = set()
+    for node in g.node:
+        read.update(node.input)
+        for a in node.attribute:
+            for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else
+                        a.graphs if a.type == onnx.AttributeProto.GRAPHS else []):
+                read |= _reads(sub)
+    return read
+
+
 def _drop_unused(model: onnx.ModelProto) -> None:
     """Initializers (and their graph-input entries in old exports) and Constant nodes that no
     node reads any more."""
     g = model.graph
-    read = {t for node in g.node for t in node.input} | {o.name for o in g.output}
+    read = _reads(g) | {o.name for o in g.output}
     nodes = [n for n in g.node if not (n.op_type == "Constant" and n.output and n.output[0] not in read)]
     if len(nodes) != len(g.node):
         del g.node[:]

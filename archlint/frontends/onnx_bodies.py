@@ -19,6 +19,7 @@ from archlint.errors import ArchlintError
 from archlint.ir import ModelGraph
 
 CONTROL_FLOW = ("If", "Loop", "Scan")
+BODY_MARK = "archlint.body"  # metadata of a body wrapped as a model: its inputs are not the model's
 
 _SCALAR_INT = helper.make_tensor_type_proto(onnx.TensorProto.INT64, [])
 _SCALAR_BOOL = helper.make_tensor_type_proto(onnx.TensorProto.BOOL, [])
@@ -31,6 +32,7 @@ def attach(graph: ModelGraph, model: onnx.ModelProto, label: str, translate: Tra
     shape inference) its translated bodies; a body that cannot be translated is left out, so
     the layer is listed as not costed."""
     g = model.graph
+    body_of_another = any(p.key == BODY_MARK for p in model.metadata_props)
     types: dict[str, onnx.TypeProto] = {vi.name: vi.type for vi in (*g.input, *g.value_info, *g.output)}
     inits = {i.name: i for i in g.initializer}
     for init in g.initializer:
@@ -47,7 +49,8 @@ def attach(graph: ModelGraph, model: onnx.ModelProto, label: str, translate: Tra
         if node.op_type == "If":
             branches = {name: context.body(attrs[name], []) for name in ("then_branch", "else_branch") if name in attrs}
             layer.attrs = {"branches": branches} if len(branches) == 2 and all(branches.values()) else {}
-            layer.attrs["depends_on"] = _inputs_upstream(g, node.input[0]) if node.input else []
+            if node.input and not body_of_another:  # a body's inputs are not the model's: nothing to name
+                layer.attrs["depends_on"], layer.attrs["fixed_upstream"] = _inputs_upstream(g, node.input[0])
         elif node.op_type == "Loop":
             layer.attrs = {"body": context.body(attrs["body"], [_SCALAR_INT, _SCALAR_BOOL, *node.input[2:]]),
                            "trips": _loop_trips(node, graph)}
@@ -60,11 +63,14 @@ def attach(graph: ModelGraph, model: onnx.ModelProto, label: str, translate: Tra
                     graph.params.add(w)
 
 
-def _inputs_upstream(g: onnx.GraphProto, tensor: str) -> list[str]:
-    """The graph inputs whose values ``tensor`` is computed from (an ``If`` condition's: what
-    ``--input-value`` can fix), in the graph's input order."""
+def _inputs_upstream(g: onnx.GraphProto, tensor: str) -> tuple[list[str], list[str]]:
+    """The model inputs whose values ``tensor`` is computed from (an ``If`` condition's: what
+    ``--input-value`` can fix), in the graph's input order; and the inputs already fixed with
+    ``--input-value`` that it is computed from (when the condition still did not fold)."""
+    from archlint.frontends.onnx_values import VALUE_MARK
     producer = {o: n for n in g.node for o in n.output if o}
     inputs = [i.name for i in g.input if i.name not in {init.name for init in g.initializer}]
+    fixed = [init.name for init in g.initializer if init.doc_string == VALUE_MARK]
     seen, stack = set(), [tensor]
     while stack:
         t = stack.pop()
@@ -74,7 +80,7 @@ def _inputs_upstream(g: onnx.GraphProto, tensor: str) -> list[str]:
         node = producer.get(t)
         if node is not None and node.op_type not in ("Shape", "Size"):  # a shape is fixed by --input-shape
             stack.extend(i for i in node.input if i)
-    return [name for name in inputs if name in seen]
+    return [name for name in inputs if name in seen], [name for name in fixed if name in seen]
 
 
 def _loop_trips(node: onnx.NodeProto, graph: ModelGraph) -> int | None:
@@ -139,6 +145,7 @@ class _Context:
         for o in g.output:
             o.type.tensor_type.ClearField("shape")
         sub = helper.make_model(g, opset_imports=list(self.model.opset_import), ir_version=self.model.ir_version)
+        helper.set_model_props(sub, {BODY_MARK: self.label})
         try:
             return self.translate(sub, self.label)
         except (ArchlintError, ValueError, KeyError, TypeError, IndexError):

@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from archlint.frontends.onnx_values import VALUE_MARK
+
 MAX_ELEMENTS = 4096  # shape arithmetic is tiny; never evaluate real data
 
 
@@ -100,7 +102,12 @@ EVAL: dict[str, Callable[[onnx.NodeProto, list[np.ndarray]], np.ndarray]] = {
     "Equal": lambda n, i: np.equal(i[0], i[1]),
     "Less": lambda n, i: np.less(i[0], i[1]),
     "Greater": lambda n, i: np.greater(i[0], i[1]),
+    "GreaterOrEqual": lambda n, i: np.greater_equal(i[0], i[1]),
+    "LessOrEqual": lambda n, i: np.less_equal(i[0], i[1]),
     "Not": lambda n, i: np.logical_not(i[0]),
+    "And": lambda n, i: np.logical_and(i[0], i[1]),
+    "Or": lambda n, i: np.logical_or(i[0], i[1]),
+    "Xor": lambda n, i: np.logical_xor(i[0], i[1]),
     "Where": lambda n, i: np.where(i[0], i[1], i[2]),
     "Min": lambda n, i: np.minimum.reduce(i),
     "Max": lambda n, i: np.maximum.reduce(i),
@@ -209,7 +216,25 @@ _FLOATS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.Tens
 
 
 def _may_be_weight(tensor: onnx.TensorProto) -> bool:
-    return tensor.data_type in _FLOATS and math.prod(tensor.dims) > 1
+    """A float tensor of more than one element, not a value given with ``--input-value``."""
+    return tensor.data_type in _FLOATS and math.prod(tensor.dims) > 1 and tensor.doc_string != VALUE_MARK
+
+
+def _feeds_data(g: onnx.GraphProto) -> set[str]:
+    """Tensors whose values reach, through ops that folding evaluates, an input of another op in
+    a data, weight or bias role (or a graph output): a float constant among them may be a weight
+    (silero VAD's LSTM bias: Constant -> Slice -> Concat -> LSTM); one that only reaches settings
+    (a Resize's scales built by a Concat of two Constants) is shape arithmetic."""
+    from archlint.frontends.onnx_ops import SETTING_ROLES, lookup
+    feeds = {o.name for o in g.output}
+    for node in reversed(g.node):
+        record = lookup(node.domain, node.op_type)
+        if node.op_type in EVAL and node.domain in ("", "ai.onnx") and not any(o in feeds for o in node.output):
+            continue
+        for position, name in enumerate(node.input):
+            if name and (record is None or record.role(position) not in SETTING_ROLES):
+                feeds.add(name)
+    return feeds
 
 
 def fold(model: onnx.ModelProto, cache: dict[str, np.ndarray] | None = None) -> bool:
@@ -223,7 +248,9 @@ def fold(model: onnx.ModelProto, cache: dict[str, np.ndarray] | None = None) -> 
     # Float tensors of more than one element may be parameters, stored as initializers or in
     # Constant nodes (silero VAD's LSTM biases, sliced and concatenated): never fold them away.
     weights = {i.name for i in g.initializer if _may_be_weight(i)}
+    data = _feeds_data(g)
     weights.update(node.output[0] for node in g.node if node.op_type == "Constant" and node.output
+                   and node.output[0] in data
                    and any(a.name == "value" and a.type == onnx.AttributeProto.TENSOR and _may_be_weight(a.t)
                            for a in node.attribute))
     for init in g.initializer:

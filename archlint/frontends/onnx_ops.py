@@ -34,6 +34,9 @@ Normaliser = Callable[[str, dict[str, Any], list[str], ModelGraph, int], dict[st
 
 STANDARD_DOMAINS = ("", "ai.onnx")
 PARAM_ROLES = frozenset({"weight", "bias"})
+# Roles whose values set how an op computes (a Resize's scales, a Reshape's shape, a Gather's
+# indices, quantization scales) rather than carrying its data or weights.
+SETTING_ROLES = frozenset({"scale", "zero_point", "shape", "index", "config"})
 
 
 @dataclass(eq=False)

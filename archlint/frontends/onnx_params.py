@@ -28,6 +28,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from archlint.frontends.onnx_ops import PARAM_ROLES, OnnxOp
+from archlint.frontends.onnx_values import VALUE_MARK
 
 FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE})
 # Ops whose output is their first input re-presented: a stored tensor stays stored through them.
@@ -58,6 +59,8 @@ class Sources:
         self.initializers: set[str] = set()
 
     def initializer(self, init: onnx.TensorProto) -> None:
+        if init.doc_string == VALUE_MARK:  # an input's value fixed with --input-value: not stored in the model
+            return
         self.of[init.name] = stored(init.name, tuple(init.dims), init.data_type)
         self.initializers.add(init.name)
 

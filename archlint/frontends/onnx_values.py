@@ -19,6 +19,8 @@ from archlint.errors import ArchlintError
 from archlint.frontends import onnx_checks
 from archlint.input_spec import InputShapes
 
+VALUE_MARK = "archlint: --input-value"  # the doc_string of an initializer holding a value the user fixed
+
 
 def apply(model: onnx.ModelProto, shapes: InputShapes, label: str) -> tuple[InputShapes, dict[str, dict[str, Any]]]:
     """Turn each input named in ``shapes.values`` into an initializer, in place. Returns the
@@ -46,7 +48,9 @@ def apply(model: onnx.ModelProto, shapes: InputShapes, label: str) -> tuple[Inpu
         values = shapes.values[inp.name]
         onnx_checks.check_tensor_input(inp, label)
         array = _array(inp, values, named.get(inp.name), label)
-        model.graph.initializer.append(numpy_helper.from_array(array, inp.name))
+        tensor = numpy_helper.from_array(array, inp.name)
+        tensor.doc_string = VALUE_MARK  # a setting, never a parameter (onnx_params, onnx_fold)
+        model.graph.initializer.append(tensor)
         model.graph.input.remove(inp)
         named.pop(inp.name, None)
         fixed[inp.name] = {"shape": list(array.shape), "dtype": array.dtype.name, "value": list(values)}

@@ -24,6 +24,7 @@ class IfAttrs(TypedDict, total=False):
 
     branches: dict[str, Any]
     depends_on: list[str]
+    fixed_upstream: list[str]
 
 
 class LoopAttrs(TypedDict, total=False):
@@ -74,10 +75,15 @@ def branch_costs(call: OpCall) -> dict[str, tuple[int, int]]:
 
 def _selector_hint(call: OpCall) -> str:
     inputs = call.attr("depends_on") or []
-    if not inputs:
-        return ""
-    return (f"; its condition depends on the value of {', '.join(repr(i) for i in inputs)}: "
-            f"{' '.join(f'--input-value {i}=...' for i in inputs)} selects a branch")
+    fixed = call.attr("fixed_upstream") or []
+    text = ""
+    if inputs:
+        text = (f"; its condition depends on the value of {', '.join(repr(i) for i in inputs)}: "
+                f"{' '.join(f'--input-value {i}=...' for i in inputs)} selects a branch")
+    if fixed:
+        text += (f"; it reads {', '.join(repr(i) for i in fixed)}, fixed with --input-value, through an op "
+                 f"archlint does not evaluate")
+    return text
 
 
 def if_note(call: OpCall, name: str) -> str | None:
