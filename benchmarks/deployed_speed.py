@@ -89,8 +89,11 @@ def main() -> None:
                     status[tool] = rc
             report = json.loads(Path(out_json).read_text()) if status["archlint"] in (0, 1) else None
             theirs_totals = _onnx_tool_totals(Path(out_txt).read_text()) if status["onnx-tool"] == 0 else None
-            ours_text = (f"{report['totals']['macs']:,} / {report['totals']['params']:,}"
-                         f"{' (partial)' if report['totals']['partial'] else ''}") if report else f"exit {status['archlint']}"
+            if report:
+                totals = report["totals"]
+                ours_text = f"{totals['macs']:,} / {totals['params']:,}{' (partial)' if totals['partial'] else ''}"
+            else:
+                ours_text = f"exit {status['archlint']}"
             theirs_text = (f"{theirs_totals['macs']:,} / {theirs_totals['params']:,}" if theirs_totals
                            else f"exit {status['onnx-tool']}")
             cells = []
