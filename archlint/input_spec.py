@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 from archlint.errors import ArchlintError
 
@@ -112,7 +113,8 @@ def with_values(shapes: InputShapes, values: Mapping[str, object] | Iterable[str
         parsed: dict[str, tuple[int | float, ...]] = {}
         for name, value in values.items():
             items = list(value) if isinstance(value, (list, tuple)) else [value]
-            numbers = [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            numbers: list[int | float] = [int(v) if isinstance(v, Integral) else float(v) for v in items
+                                          if isinstance(v, Real) and not isinstance(v, bool)]  # numpy scalars too
             if not items or len(numbers) != len(items):
                 raise ArchlintError(f"malformed input value for {name!r}: expected a number or a sequence of numbers")
             parsed[str(name)] = tuple(numbers)

@@ -263,3 +263,18 @@ def test_an_if_inside_a_loop_body_names_no_body_variable():
     report = archlint.analyze(model, lint=False)
     text = " ".join(report.warnings) + " ".join(str(u) for u in report.totals.uncounted_ops)
     assert "--input-value i=" not in text
+
+
+def test_input_values_bool_and_numpy_scalars():
+    """A bool input takes 0 or 1 (2 is an error naming the input); numpy scalars are numbers
+    (np.int64(8000) selects the 8 kHz branch: 384 MACs); the table shows the fixed value."""
+    import pytest
+
+    from archlint.errors import ArchlintError
+    with pytest.raises(ArchlintError, match="input 'c' is bool; --input-value c must be 0 or 1"):
+        archlint.analyze(_if_model(), input_values={"c": 2}, lint=False)
+    assert archlint.analyze(_if_model(), input_values={"c": 0}, lint=False).totals.macs == 768
+    report = archlint.analyze(_sample_rate_model(), input_values={"sr": np.int64(8000)}, lint=False)
+    assert report.totals.macs == 384
+    from archlint.reporters.table import render
+    assert "input: sr  int64 = 8000 (--input-value)" in render(report)

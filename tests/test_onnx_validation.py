@@ -87,6 +87,16 @@ def test_initializer_data_disagreeing_with_dims(tmp_path):
     assert_one_line_error(run_cli(str(path)), "initializer 'w'", "16 bytes", "corrupt")
 
 
+def test_constant_node_data_disagreeing_with_dims(tmp_path):
+    """The same corruption in a Constant node (where paddle2onnx keeps weights): dims
+    1000 x 1000 x 3 x 3 (9e6 floats, 3.6e7 bytes) with 16 bytes stored is an error, not
+    9,000,000 parameters."""
+    w = TensorProto(name="w_value", data_type=TensorProto.FLOAT, dims=[1000, 1000, 3, 3], raw_data=b"\0" * 16)
+    nodes = [helper.make_node("Constant", [], ["w"], value=w), helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    path = _save(tmp_path, _model(nodes, [_x([1, 1000, 8, 8])]))
+    assert_one_line_error(run_cli(str(path)), "Constant node 'w'", "16 bytes", "corrupt")
+
+
 def test_opset_newer_than_installed_onnx(tmp_path):
     newest = onnx.defs.onnx_opset_version()
     path = _save(tmp_path, _model([helper.make_node("Relu", ["x"], ["y"])], [_x([1, 4])], opset=newest + 1))

@@ -35,10 +35,10 @@ def check_opset(model: onnx.ModelProto, label: str) -> None:
                                 f"installed onnx {onnx.__version__} knows opsets up to {known}; upgrade onnx")
 
 
-def check_initializer(init: onnx.TensorProto, label: str) -> None:
-    """An embedded initializer's data must hold exactly ``prod(dims)`` elements (raw bytes at
-    the dtype's size, 4-bit types packed two to a byte, or one entry per element of its typed
-    field). External data is not read, so it is not checked."""
+def check_initializer(init: onnx.TensorProto, label: str, what: str = "initializer") -> None:
+    """An embedded initializer's (or a Constant node's, ``what``) data must hold exactly
+    ``prod(dims)`` elements (raw bytes at the dtype's size, 4-bit types packed two to a byte,
+    or one entry per element of its typed field). External data is not read, so it is not checked."""
     if init.data_location == TensorProto.EXTERNAL:
         return
     n = math.prod(init.dims)
@@ -54,7 +54,7 @@ def check_initializer(init: onnx.TensorProto, label: str) -> None:
                 return  # a dtype numpy has no size for: not checked
         got = len(init.raw_data)
         if got != expected:
-            raise ArchlintError(f"{label}: initializer '{init.name}' declares dims {list(init.dims)} "
+            raise ArchlintError(f"{label}: {what} '{init.name}' declares dims {list(init.dims)} "
                                 f"({n:,} elements, {expected:,} bytes) but stores {got:,} bytes: the file is corrupt")
         return
     for field in _TYPED_FIELDS:
@@ -62,7 +62,7 @@ def check_initializer(init: onnx.TensorProto, label: str) -> None:
         if len(values):
             per = 2 if init.data_type in (TensorProto.COMPLEX64, TensorProto.COMPLEX128) else 1
             if len(values) != n * per:
-                raise ArchlintError(f"{label}: initializer '{init.name}' declares dims {list(init.dims)} "
+                raise ArchlintError(f"{label}: {what} '{init.name}' declares dims {list(init.dims)} "
                                     f"({n:,} elements) but stores {len(values):,} values: the file is corrupt")
             return
 

@@ -137,23 +137,23 @@ def _strip_weight_data(model: onnx.ModelProto, label: str) -> None:
     for init in model.graph.initializer:
         onnx_checks.check_initializer(init, label)
         _strip(init)
-    _strip_constants(model.graph)
+    _strip_constants(model.graph, label)
 
 
-def _strip_constants(graph: onnx.GraphProto) -> None:
+def _strip_constants(graph: onnx.GraphProto, label: str) -> None:
+    """:func:`_strip` each Constant node's tensor (checked against its dims first) and each
+    initializer of a control-flow body, recursively."""
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.TENSOR and node.op_type == "Constant":
+                onnx_checks.check_initializer(attr.t, label, f"Constant node '{node.name or node.output[0]}' tensor")
                 _strip(attr.t)
-            elif attr.type == onnx.AttributeProto.GRAPH:
-                for init in attr.g.initializer:
-                    _strip(init)
-                _strip_constants(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
+            elif attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
                     for init in sub.initializer:
+                        onnx_checks.check_initializer(init, label)
                         _strip(init)
-                    _strip_constants(sub)
+                    _strip_constants(sub, label)
 
 
 def _strip(tensor: onnx.TensorProto) -> None:

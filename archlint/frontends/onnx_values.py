@@ -81,8 +81,11 @@ def _array(inp: onnx.ValueInfoProto, values: tuple[int | float, ...], given: tup
         raise ArchlintError(f"{label}: input '{inp.name}' has shape {text}: give its shape with --input-shape "
                             f"{inp.name}=... as well as its value")
     if math.prod(dims) != len(values):
+        source = " (from --input-shape)" if given is not None else ""
         raise ArchlintError(f"{label}: --input-value {inp.name} gives {len(values)} value(s), but the input's shape "
-                            f"{list(dims)} holds {math.prod(dims)}")
+                            f"{list(dims)}{source} holds {math.prod(dims)}")
+    if dtype == np.bool_ and any(v not in (0, 1) for v in values):
+        raise ArchlintError(f"{label}: input '{inp.name}' is bool; --input-value {inp.name} must be 0 or 1")
     if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
         if any(float(v) != int(v) for v in values):
             raise ArchlintError(f"{label}: input '{inp.name}' is {dtype.name}; --input-value {inp.name} must be "

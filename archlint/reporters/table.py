@@ -38,7 +38,8 @@ def render(report: Report, show_all: bool = False) -> str:
     head += ")"
     lines.append(head)
     for inp in model.inputs:
-        lines.append(f"input: {inp['name']} {_shape(inp['shape'])} {inp.get('dtype') or ''}".rstrip())
+        value = f" = {','.join(map(str, inp['value']))} (--input-value)" if "value" in inp else ""
+        lines.append(f"input: {inp['name']} {_shape(inp['shape'])} {inp.get('dtype') or ''}".rstrip() + value)
     lines.append("")
     from tabulate import tabulate  # 30 ms of import (importlib.metadata): only when a table is drawn
     lines.append(tabulate(rows, headers=["layer", "op", "output", "RF", "params", "MACs", "% MACs"],
