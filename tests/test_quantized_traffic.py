@@ -16,13 +16,19 @@ Quantized, both formats: the quantizer folds relu1 into conv1 (conv1 writes the 
 map), every activation and weight moves at 1 byte and every bias at 4 (int32):
 conv1 2,048 + 1,152 + 16 * 4 + 4,096 = 7,360; conv_skip 2,048 + 128 + 64 + 4,096 = 6,336;
 conv2 4,096 + 2,304 + 64 + 4,096 = 10,560; add 3 * 4,096 = 12,288; pool 4,096 + 16 = 4,112;
-fc 16 + 160 + 10 * 4 + 10 = 226. Total 40,882. The QuantizeLinear of x and the final
-DequantizeLinear move nothing in either format (the same standalone ops in both: onnxruntime
-fuses every other Q/DQ pair into the quantized ops), nor does the flatten view.
+fc 16 + 160 + 10 * 4 + 10 = 226: 40,882 for the quantized layers. Two boundaries run standalone,
+the same nodes in both formats (the graphs, printed node by node: QuantizeLinear x_QuantizeLinear
+reads the model input x float [1, 8, 16, 16] and writes uint8 [1, 8, 16, 16]; DequantizeLinear
+y_DequantizeLinear reads uint8 [1, 10] and writes the model output y float [1, 10]):
+x_QuantizeLinear 2,048 * 4 + 2,048 = 10,240; y_DequantizeLinear 10 + 10 * 4 = 50; their scales and
+zero points nothing. Total 40,882 + 10,240 + 50 = 51,172. Every other Q/DQ node of the QDQ file is
+fused (DequantizeLinear -> op -> QuantizeLinear, or a DequantizeLinear of a constant weight or bias)
+and moves nothing, nor does the flatten view.
 
 Against the float model: drop relu1 (32,768 bytes), put the remaining (195,600 - 32,768) / 4 =
 40,708 elements at 1 byte, and add 3 bytes for each of the 16 + 16 + 16 + 10 = 58 bias
-elements: 40,708 + 174 = 40,882.
+elements: 40,708 + 174 = 40,882; then add the two conversions at the model's float edges,
+(2,048 + 10) * (4 + 1) = 10,290: 51,172.
 """
 
 from __future__ import annotations
@@ -40,9 +46,11 @@ FLOAT_BYTES = {"conv1": 29_248, "relu1": 32_768, "conv2": 42_048, "conv_skip": 2
                "pool": 16_448, "flatten": 0, "fc": 784}
 QUANT_BYTES = {"conv1": 7_360, "conv_skip": 6_336, "conv2": 10_560, "add": 12_288, "pool": 4_112, "fc": 226}
 # the layer names of each format (QOperator's quantized ops carry a ``_quant`` suffix)
+# the standalone boundaries (same node names in both formats): the model input's quantize, the output's dequantize
+BOUNDARY_BYTES = {"x_QuantizeLinear": 10_240, "y_DequantizeLinear": 50}
 NAMES = {"float": {k: k for k in FLOAT_BYTES},
-         "qoperator": {k: f"{k}_quant" for k in QUANT_BYTES},
-         "qdq": {k: k for k in QUANT_BYTES}}
+         "qoperator": {k: f"{k}_quant" for k in QUANT_BYTES} | {k: k for k in BOUNDARY_BYTES},
+         "qdq": {k: k for k in QUANT_BYTES} | {k: k for k in BOUNDARY_BYTES}}
 
 
 def _report(fmt: str, **kwargs: object) -> archlint.Report:
@@ -53,11 +61,11 @@ def _report(fmt: str, **kwargs: object) -> archlint.Report:
 def test_per_layer_and_total_bytes(fmt):
     """Module docstring for each figure."""
     report = _report(fmt)
-    expected = FLOAT_BYTES if fmt == "float" else QUANT_BYTES
+    expected = FLOAT_BYTES if fmt == "float" else QUANT_BYTES | BOUNDARY_BYTES
     for key, value in expected.items():
         assert report.layer(NAMES[fmt][key]).bytes == value, key
-    assert report.totals.bytes == sum(expected.values()) == (195_600 if fmt == "float" else 40_882)
-    # every other layer (the standalone and fused QuantizeLinear / DequantizeLinear) moves nothing
+    assert report.totals.bytes == sum(expected.values()) == (195_600 if fmt == "float" else 51_172)
+    # every other layer (the fused QuantizeLinear / DequantizeLinear, the flatten view) moves nothing
     others = [r for r in report.layers if r.name not in NAMES[fmt].values()]
     assert sum(r.bytes for r in others) == 0
 
@@ -65,18 +73,21 @@ def test_per_layer_and_total_bytes(fmt):
 def test_both_formats_move_the_same_bytes_layer_by_layer():
     """QOperator and QDQ describe the same quantized network: the same bytes per layer."""
     qop, qdq = _report("qoperator"), _report("qdq")
-    assert qop.totals.bytes == qdq.totals.bytes == 40_882
-    for key in QUANT_BYTES:
+    assert qop.totals.bytes == qdq.totals.bytes == 51_172
+    for key in QUANT_BYTES | BOUNDARY_BYTES:
         assert qop.layer(NAMES["qoperator"][key]).bytes == qdq.layer(key).bytes
 
 
 def test_the_report_dtype_sizes_only_float_tensors():
-    """At ``--dtype fp16`` the float model halves (195,600 / 2 = 97,800) and the quantized ones keep
-    40,882: no float tensor of theirs moves (x is read only by its QuantizeLinear, y written only
-    by the final DequantizeLinear)."""
+    """At ``--dtype fp16`` the float model halves (195,600 / 2 = 97,800). In the quantized ones the
+    only float tensors that move are x (read by its standalone QuantizeLinear) and y (written by
+    the final DequantizeLinear): x_QuantizeLinear 2,048 * 2 + 2,048 = 6,144, y_DequantizeLinear
+    10 + 10 * 2 = 30, the rest unchanged: 40,882 + 6,144 + 30 = 47,056."""
     assert _report("float", dtype="fp16").totals.bytes == 97_800
-    assert _report("qoperator", dtype="fp16").totals.bytes == 40_882
-    assert _report("qdq", dtype="fp16").totals.bytes == 40_882
+    for fmt in ("qoperator", "qdq"):
+        report = _report(fmt, dtype="fp16")
+        assert report.totals.bytes == 47_056
+        assert (report.layer("x_QuantizeLinear").bytes, report.layer("y_DequantizeLinear").bytes) == (6_144, 30)
 
 
 def test_quantized_layers_run_at_the_int8_peak():
@@ -88,6 +99,16 @@ def test_quantized_layers_run_at_the_int8_peak():
     assert _report("float").layer("conv1").est_time == pytest.approx(6e-6 + flops / (896e9 * 0.6))
     for fmt in ("qoperator", "qdq"):
         assert _report(fmt).layer(NAMES[fmt]["conv1"]).est_time == pytest.approx(6e-6 + flops / (1792e9 * 0.6))
+
+
+def test_a_standalone_boundary_is_memory_bound():
+    """A standalone QuantizeLinear does no counted arithmetic: x_QuantizeLinear's time on
+    generic-x86-cpu is its overhead plus its bytes over the bandwidth, 6e-6 + 10,240 / 51.2e9 =
+    6.2e-6 s (fp32 input); a fused one takes no time."""
+    for fmt in ("qoperator", "qdq"):
+        report = _report(fmt)
+        assert report.layer("x_QuantizeLinear").est_time == pytest.approx(6e-6 + 10_240 / 51.2e9)
+    assert _report("qdq").layer("r1_QuantizeLinear").est_time == 0.0
 
 
 def _qlinear_conv_model() -> onnx.ModelProto:
@@ -165,9 +186,39 @@ def _conv_then_quantize(also_relu: bool) -> onnx.ModelProto:
 
 def test_a_tensor_also_read_as_float_keeps_the_float_size():
     """x 16 and w 2 elements at fp32 (72 bytes). Read only by the QuantizeLinear, c (32 elements)
-    is written as uint8: 72 + 32 = 104 bytes. Read by a Relu as well, it must exist as float:
-    72 + 32 * 4 = 200, and the Relu moves (32 + 32) * 4 = 256."""
+    is written as uint8: 72 + 32 = 104 bytes, and the fused QuantizeLinear moves nothing. Read by a
+    Relu as well, it must exist as float: 72 + 32 * 4 = 200, the Relu moves (32 + 32) * 4 = 256, and
+    the QuantizeLinear runs standalone, reading c as float and writing q as uint8: 32 * 4 + 32 = 160."""
     only_q = archlint.analyze(_conv_then_quantize(False), lint=False)
-    assert only_q.layer("conv").bytes == 104
+    assert (only_q.layer("conv").bytes, only_q.layer("quant").bytes) == (104, 0)
     both = archlint.analyze(_conv_then_quantize(True), lint=False)
-    assert (both.layer("conv").bytes, both.layer("relu").bytes, both.layer("quant").bytes) == (200, 256, 0)
+    assert (both.layer("conv").bytes, both.layer("relu").bytes, both.layer("quant").bytes) == (200, 256, 160)
+
+
+def _dequantize_then_relu(requantize: bool) -> onnx.ModelProto:
+    """x uint8 [1, 2, 4, 4] (a model input) -> DequantizeLinear -> d float -> Relu -> r, which is the
+    float model output, or, when ``requantize``, -> QuantizeLinear -> q uint8 (the output)."""
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "scale"),
+             numpy_helper.from_array(np.array(128, np.uint8), "zp")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "scale", "zp"], ["d"], name="dequant"),
+             helper.make_node("Relu", ["d"], ["r"], name="relu")]
+    out = helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 2, 4, 4])
+    if requantize:
+        nodes.append(helper.make_node("QuantizeLinear", ["r", "scale", "zp"], ["q"], name="quant"))
+        out = helper.make_tensor_value_info("q", TensorProto.UINT8, [1, 2, 4, 4])
+    graph = helper.make_graph(nodes, "dqr", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 2, 4, 4])],
+                              [out], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_dequantize_feeding_a_float_layer_runs_standalone():
+    """32 elements throughout. DequantizeLinear -> Relu -> QuantizeLinear is fused: the Relu reads
+    and writes uint8, 32 + 32 = 64 bytes, and both boundaries move nothing. Without the
+    QuantizeLinear the Relu runs in float on the dequantized map: the DequantizeLinear reads 32
+    bytes and writes 32 * 4 = 128 (160), and the Relu moves (32 + 32) * 4 = 256."""
+    fused = archlint.analyze(_dequantize_then_relu(True), lint=False)
+    assert [fused.layer(n).bytes for n in ("dequant", "relu", "quant")] == [0, 64, 0]
+    assert fused.totals.bytes == 64
+    alone = archlint.analyze(_dequantize_then_relu(False), lint=False)
+    assert [alone.layer(n).bytes for n in ("dequant", "relu")] == [160, 256]
+    assert alone.totals.bytes == 416

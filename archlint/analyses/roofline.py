@@ -22,45 +22,61 @@ Element sizes:
   shape tensors, bool masks, int64 shape arithmetic; constants that are not parameters (axes,
   scalar scales and zero points) move nothing either.
 
-Quantization boundaries (QDQ format): onnxruntime fuses ``DequantizeLinear -> op ->
-QuantizeLinear`` into the quantized op (``QLinearConv``, ...), so the float tensors around a
-boundary never exist in memory. The registry names boundaries (``quant_boundary``, set on ONNX
-QuantizeLinear / DequantizeLinear by their op record), and:
+Quantization boundaries: onnxruntime fuses ``DequantizeLinear -> op -> QuantizeLinear`` into the
+quantized op (``QLinearConv``, ...), so the float tensors inside such a pattern never exist in
+memory; a boundary outside one runs as an op of its own. The registry names boundaries
+(``quant_boundary``, set on ONNX QuantizeLinear / DequantizeLinear by their op record), and
+(:func:`quant_fusion`):
 
-- a dequantize boundary's output moves at the size of its integer input (its consumer reads
-  the int8 weight or uint8 map);
-- a tensor written by a layer and read only by quantize boundaries (and not a model output)
-  moves at the size of their output;
-- the boundary layers themselves move nothing (as every identity).
+- a tensor written by a layer and read only by quantize boundaries (as their data input), and
+  not a model output, is quantized on write: it moves at the size of their output;
+- a dequantize boundary is fused when it reads a constant (an int8 weight, an int32 bias: fused
+  into its reader, or folded once at load time), or when its output is not a model output and
+  each of its readers is a quantize boundary or a layer whose every output is quantized on write.
+  Its output then moves at the size of its integer input (the reader reads the int8 weight or
+  uint8 map);
+- a quantize boundary is fused when its input is a constant, quantized on write, or a fused
+  dequantize boundary's output;
+- fused boundaries move nothing (as every identity). Every other boundary runs standalone and
+  moves data like any layer: its data input and its output, each at its size above (the float
+  side at the report dtype's, the integer side at its stored size; scales and zero points
+  nothing). These are the QuantizeLinear of a model input or of a tensor float layers also
+  read, and the DequantizeLinear that writes a model output or feeds a layer running in float.
 
 So a model quantized by ``onnxruntime.quantization.quantize_static`` moves the same bytes in
 QDQ and QOperator format: the float model's tensors with activations and weights at 1 byte,
-biases at 4 (int32), and the ops the quantizer folds (a Relu after a conv) gone. Not modelled: a
-per-channel scale vector of more than 64 elements is not a constant in the IR, so it counts as
-float traffic where a QOperator layer reads it and as nothing in QDQ (its reader is the
-dequantize boundary); an op with no quantized kernel that onnxruntime would run in float after
-a real DequantizeLinear is still counted at the integer size.
+biases at 4 (int32), the ops the quantizer folds (a Relu after a conv) gone, plus the same
+standalone conversions at the model's float edges (QOperator writes them as the same nodes).
+Not modelled: a per-channel scale vector of more than 64 elements is not a constant in the IR,
+so it counts as float traffic where a QOperator layer reads it and as nothing in QDQ (its reader
+is the dequantize boundary); the rule is structural, not a list of the ops onnxruntime has
+quantized kernels for: a ``DequantizeLinear -> op -> QuantizeLinear`` whose op has none still
+counts as fused, and onnxruntime's few fusions without a trailing QuantizeLinear (a MatMul with
+a float output into ``MatMulIntegerToFloat``) or through a view (``DequantizeLinear -> Reshape
+-> Conv``) count a standalone DequantizeLinear and a float read.
 
     intensity = FLOPs / bytes
     time = overhead(class) + max(FLOPs / (peak(dtype) * efficiency(class)), bytes / bandwidth)
 
 ``peak(dtype)`` is the profile's peak for the report dtype, except for a layer whose every
 moving ``data`` and ``weight`` operand is an 8-bit quantized integer (stored, or behind a
-dequantize boundary): it runs on the profile's ``int8`` peak (the fp32 peak when a profile
+fused dequantize boundary): it runs on the profile's ``int8`` peak (the fp32 peak when a profile
 has none, as for any dtype it lacks). ``efficiency`` is the share of peak a dense, depthwise or
 grouped convolution reaches on the device, and ``overhead`` its fixed cost per layer (from the
 profile, or measured by ``archlint calibrate``, which fits both per class: on a 2-core CPU the
 fixed cost of a 3x3 conv came out at 70-90 us for dense convs and 90-120 us for grouped and
-depthwise ones, against 10-15 us for a 1-channel conv).
+depthwise ones, against 10-15 us for a 1-channel conv). A standalone quantization boundary
+counts no FLOPs: its time is the dense overhead plus its bytes over the bandwidth.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from archlint.dtypes import element_bytes, is_float, is_quantized_integer
 from archlint.ir import Layer, ModelGraph
-from archlint.ops import REGISTRY, OpKind, registry
+from archlint.ops import OpKind, registry
 from archlint.profiles import Profile
 
 
@@ -104,41 +120,97 @@ MOVING_ROLES = frozenset({"data", "weight", "bias"})
 INT8 = "int8"
 
 
-def fused_sizes(graph: ModelGraph) -> dict[str, tuple[int, bool]]:
-    """Float tensors that exist only as integers once a runtime fuses the quantization boundaries
-    (QDQ format), with the bytes per element they move at and whether that is a quantized integer:
+class QuantFusion(NamedTuple):
+    """What a runtime makes of a graph's quantization boundaries (module docstring for the rules):
+    ``sizes``: each float tensor that exists only as an integer, with the bytes per element it
+    moves at and whether that is a quantized integer; ``standalone``: the names of the boundary
+    layers that run on their own and move data."""
 
-    - a dequantize boundary's output: the size of its (integer) input;
-    - a tensor written by a layer and read only by quantize boundaries (not a model output):
-      the size of their outputs (the largest when they differ).
-    """
-    boundary_kinds = {name for name, entry in REGISTRY.items() if entry.quant_boundary_fn is not None}
-    tensors = graph.tensors
-    fused: dict[str, tuple[int, bool]] = {}
-    quantized: dict[str, list[Layer]] = {}
+    sizes: dict[str, tuple[int, bool]]
+    standalone: frozenset[str]
+
+
+def _size(graph: ModelGraph, t: str) -> tuple[int, bool] | None:
+    """Bytes per element of a tensor's stored dtype and whether it is a quantized integer."""
+    dtype = getattr(graph.tensors.get(t), "dtype", None)
+    return (element_bytes(dtype), is_quantized_integer(dtype)) if dtype is not None else None
+
+
+def _boundaries(graph: ModelGraph) -> tuple[dict[str, str], dict[str, list[Layer]]]:
+    """The quantization boundary layers (name -> ``quantize`` or ``dequantize``), in graph order,
+    and the readers of every tensor (each reader once)."""
+    sides: dict[str, str] = {}
+    readers: dict[str, list[Layer]] = {}
     for layer in graph.layers_as_added():
-        if layer.kind not in boundary_kinds or not layer.inputs or not layer.outputs:
-            continue
+        for t in dict.fromkeys(layer.inputs):
+            if t:
+                readers.setdefault(t, []).append(layer)
         side = registry.get(layer.kind).quant_boundary(layer.attrs)
-        if side == "dequantize":
-            src = tensors.get(layer.inputs[0])
-            if src is not None and src.dtype is not None:
-                fused[layer.outputs[0]] = (element_bytes(src.dtype), is_quantized_integer(src.dtype))
-        elif side == "quantize":
-            quantized.setdefault(layer.inputs[0], []).append(layer)
+        if side and layer.inputs and layer.outputs:
+            sides[layer.name] = side
+    return sides, readers
+
+
+def _quantized_on_write(graph: ModelGraph, sides: dict[str, str],
+                        readers: dict[str, list[Layer]]) -> dict[str, tuple[int, bool]]:
+    """Tensors written by a layer, not model outputs, read only by quantize boundaries as their
+    data input: the size they move at (the largest of the boundaries' outputs)."""
     outputs = set(graph.outputs)
-    for t, readers in quantized.items():
-        producer = graph.producer.get(t)
-        if producer is None or t in outputs or t in fused:
+    found: dict[str, tuple[int, bool]] = {}
+    for t, rs in readers.items():
+        if t in outputs or t not in graph.producer:
             continue
-        consumers = [graph.layer(n) for n in graph.successors(producer)]
-        if any(t in c.inputs and c not in readers for c in consumers):
-            continue  # also read as a float
-        sizes = [(element_bytes(d), is_quantized_integer(d)) for q in readers
-                 if (d := getattr(tensors.get(q.outputs[0]), "dtype", None)) is not None]
-        if sizes and len(sizes) == len(readers):
-            fused[t] = max(sizes)
-    return fused
+        if all(sides.get(r.name) == "quantize" and r.inputs[0] == t for r in rs):
+            sizes = [s for r in rs if (s := _size(graph, r.outputs[0])) is not None]
+            if len(sizes) == len(rs):
+                found[t] = max(sizes)
+    return found
+
+
+def quant_fusion(graph: ModelGraph) -> QuantFusion:
+    """Which quantization boundaries a runtime fuses (QDQ format) and the sizes that leaves:
+
+    - a tensor written by a layer and read only by quantize boundaries, as their data input, and
+      not a model output is *quantized on write*: it moves at their outputs' size (the largest);
+    - a dequantize boundary is fused when it reads a constant (an int8 weight, an int32 bias: fused
+      into its reader or folded at load time), or when its output is not a model output and every
+      reader absorbs it: a quantize boundary, or a layer whose every output is quantized on write
+      (``DequantizeLinear -> op -> QuantizeLinear``). Its output then moves at its integer input's size;
+    - a quantize boundary is fused when its input is a constant, is quantized on write, or is a
+      fused dequantize boundary's output;
+    - every other boundary runs standalone: a QuantizeLinear of a model input or of a tensor that
+      float layers read too, a DequantizeLinear writing a model output or feeding a layer that runs
+      in float.
+    """
+    outputs, constants, params = set(graph.outputs), graph.constants, graph.params
+    sides, readers = _boundaries(graph)
+    fused = _quantized_on_write(graph, sides, readers)
+    on_write = set(fused)
+
+    def absorbs(r: Layer) -> bool:
+        side = sides.get(r.name)
+        if side is not None:
+            return side == "quantize"
+        return all(o in on_write for o in r.outputs if o)
+
+    standalone: set[str] = set()
+    for name, side in sides.items():
+        layer = graph.layer(name)
+        src, out = layer.inputs[0], layer.outputs[0]
+        if side != "dequantize":
+            continue
+        if src in constants or src in params or (out not in outputs and all(map(absorbs, readers.get(out, [])))):
+            size = _size(graph, src)
+            if size is not None:
+                fused[out] = size
+        else:
+            standalone.add(name)
+            fused.pop(out, None)  # a DequantizeLinear -> QuantizeLinear pair that also writes a model output
+    for name, side in sides.items():
+        src = graph.layer(name).inputs[0]
+        if side == "quantize" and not (src in constants or src in params or src in fused):
+            standalone.add(name)
+    return QuantFusion(fused, frozenset(standalone))
 
 
 class TrafficModel:
@@ -148,7 +220,7 @@ class TrafficModel:
     def __init__(self, graph: ModelGraph, profile: Profile, dtype: str) -> None:
         self.graph, self.profile, self.dtype = graph, profile, dtype
         self.elem = element_bytes(dtype)
-        self.fused = fused_sizes(graph)
+        self.fused, self.standalone = quant_fusion(graph)
         self.moved: dict[str, tuple[int, int, int]] = {}
 
     def _tensor(self, t: str) -> tuple[int, int, int]:
@@ -176,7 +248,13 @@ class TrafficModel:
         """``(bytes, intensity, time)`` of one layer (module docstring for the formulas)."""
         spec = registry.get(layer.kind)
         if not spec.moves_data:
-            return 0, None, 0.0
+            if layer.name not in self.standalone:
+                return 0, None, 0.0
+            # a standalone quantization boundary: its data input and output (scales, zero points: nothing)
+            nbytes = self._tensor(layer.inputs[0])[0] + self._tensor(layer.outputs[0])[0]
+            f = flops or 0
+            time = roofline_time(f, nbytes, self.profile, self.dtype)
+            return nbytes, (f / nbytes) if nbytes else None, time
         graph, moved, tensor = self.graph, self.moved, self._tensor
         inputs = layer.inputs
         tensors = inputs + layer.outputs

@@ -19,7 +19,8 @@ archlint needs, so that nothing outside ``archlint/ops/`` compares kind names:
   ``channel_axis``: what the rules ask about a layer's spatial and channel structure;
 - ``conv_class``: dense, grouped or depthwise (the roofline's efficiency classes);
 - ``quant_boundary``: ``quantize`` or ``dequantize`` for a layer that only converts between float
-  and a quantized integer type, which a runtime fuses into its neighbours (the traffic model);
+  and a quantized integer type, which a runtime fuses into its neighbours where it can (the
+  traffic model);
 - ``attrs``: the normalised attribute schema (a ``TypedDict``) both frontends produce.
 
 Parameters are not a per-kind formula: a layer's params are the element counts of
@@ -179,8 +180,9 @@ class OpKind:
     def quant_boundary(self, attrs: dict[str, Any]) -> str | None:
         """``quantize`` (float -> integer, ONNX QuantizeLinear) or ``dequantize`` (integer -> float) when
         a layer with these attributes is a quantization boundary, else None. onnxruntime fuses
-        ``DequantizeLinear -> op -> QuantizeLinear`` into the quantized op, so the float tensors on
-        either side of a boundary exist only as integers (see ``analyses.roofline``)."""
+        ``DequantizeLinear -> op -> QuantizeLinear`` into the quantized op, so the float tensors inside
+        the pattern exist only as integers; a boundary outside one runs standalone (see
+        ``analyses.roofline``)."""
         return self.quant_boundary_fn(attrs) if self.quant_boundary_fn is not None else None
 
     def attr_names(self) -> frozenset[str]:
