@@ -47,8 +47,9 @@ class LayerRecord:
 
     @property
     def plumbing(self) -> bool:
-        """Shape arithmetic or a pass-through copy: not shown in the table by default."""
-        return registry.get(self.kind).hidden or not self.is_data
+        """Shape arithmetic or a pass-through copy: not shown in the table by default, unless it
+        moves data (a QuantizeLinear on the model's input, which no neighbour absorbs)."""
+        return (registry.get(self.kind).hidden or not self.is_data) and not self.bytes
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
