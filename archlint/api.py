@@ -74,8 +74,9 @@ def _is_torch_module(obj: Any) -> bool:
 def _frontend(target: Any, shapes: InputShapes, example_inputs: Any, dtype: Any) -> ModelGraph:
     if shapes.values and (_is_torch_module(target) or (isinstance(target, (str, os.PathLike))
                                                         and _is_python_target(os.fspath(target)))):
-        raise ArchlintError(f"input values ({', '.join(shapes.values)}) apply to ONNX models; a PyTorch model "
-                            f"takes example_inputs")
+        name = os.fspath(target) if isinstance(target, (str, os.PathLike)) else type(target).__name__
+        raise ArchlintError(f"{name}: input values ({', '.join(shapes.values)}) apply to ONNX models; a PyTorch "
+                            f"model takes example_inputs")
     if _is_torch_module(target):
         from archlint.frontends import torch_frontend
         return torch_frontend.load_module(target, shapes, example_inputs)

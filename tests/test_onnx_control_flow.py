@@ -278,3 +278,27 @@ def test_input_values_bool_and_numpy_scalars():
     assert report.totals.macs == 384
     from archlint.reporters.table import render
     assert "input: sr  int64 = 8000 (--input-value)" in render(report)
+
+
+def test_input_values_are_refused_for_pytorch_models():
+    """A PyTorch model's inputs are example tensors: --input-value is an error naming the model."""
+    import pytest
+
+    from archlint.errors import ArchlintError
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ArchlintError, match=r"^Conv2d: input values \(sr\) apply to ONNX models"):
+        archlint.analyze(torch.nn.Conv2d(3, 4, 3), (1, 3, 8, 8), input_values={"sr": 16000}, lint=False)
+
+
+def test_in_memory_model_with_a_corrupt_constant_is_an_error():
+    """``analyze(ModelProto)`` checks Constant tensors as a file does: dims 64 x 64 x 3 x 3
+    (36,864 floats) holding 16 bytes is an error, not 36,864 parameters."""
+    import pytest
+
+    from archlint.errors import ArchlintError
+    w = TensorProto(name="w_value", data_type=TensorProto.FLOAT, dims=[64, 64, 3, 3], raw_data=b"\0" * 16)
+    model = _model([helper.make_node("Constant", [], ["w"], value=w), helper.make_node("Conv", ["x", "w"], ["y"])],
+                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 8, 8])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(ArchlintError, match="stores 16 bytes: the file is corrupt"):
+        archlint.analyze(model, lint=False)

@@ -40,6 +40,7 @@ def load_proto(model: onnx.ModelProto, input_shapes: InputShapes | None = None,
     """Translate an in-memory ``ModelProto`` (it is not modified)."""
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    _strip_weight_data(copy, label)  # as for a file: large values are never read, and inference copies them
     return _load(copy, input_shapes, label)
 
 
