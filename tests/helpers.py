@@ -84,3 +84,19 @@ def gradient_spans(model, shape, positions):
         spans.append(None if nz.numel() == 0 else [(int(nz[:, i].min()), int(nz[:, i].max()))
                                                    for i in range(nz.shape[1])])
     return spans
+
+
+def analyze_torchscript_export(model, shape):
+    """archlint's report of ``model`` exported through TorchScript (``dynamo=False``, opset 17)
+    at input ``shape``, read back from memory."""
+    import io
+    import warnings
+
+    import torch
+
+    import archlint
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(*shape),), buf, dynamo=False, opset_version=17)
+    return archlint.analyze(onnx.load_from_string(buf.getvalue()))

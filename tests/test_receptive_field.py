@@ -20,7 +20,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from fixtures.networks import build  # noqa: E402
-from tests.helpers import gradient_span  # noqa: E402
+from tests.helpers import analyze_torchscript_export, gradient_span  # noqa: E402
 
 
 def rf_of(report, name):
@@ -210,14 +210,7 @@ def test_flatten_linear_is_global_and_never_a_number():
     assert "global" in row
 
 
-def _export(model, shape):
-    import io
-    import warnings
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (torch.zeros(*shape),), buf, dynamo=False, opset_version=17)
-    return archlint.analyze(onnx.load_from_string(buf.getvalue()))
+_export = analyze_torchscript_export
 
 
 class Upsamplers(nn.Module):

@@ -8,9 +8,7 @@ exact interval."""
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from fractions import Fraction
 
 import onnx
@@ -26,17 +24,12 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from fixtures.upsampling_nets import MinimalNearest, ResNet34UNet, UNetLike, UpChain, YoloNeckLike  # noqa: E402
-from tests.helpers import gradient_spans  # noqa: E402
+from tests.helpers import analyze_torchscript_export, gradient_spans  # noqa: E402
 
 EXAMPLES = int(os.environ.get("ARCHLINT_EXAMPLES", "30"))  # ARCHLINT_EXAMPLES=1000: the long run
 
 
-def _export(model, shape):
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (torch.zeros(*shape),), buf, dynamo=False, opset_version=17)
-    return archlint.analyze(onnx.load_from_string(buf.getvalue()))
+_export = analyze_torchscript_export
 
 
 def _key(rec):
@@ -379,7 +372,6 @@ def test_onnx_nearest_mode_against_onnxruntime(nearest_mode, coordinate):
     Units whose x rounds outside the input are clamped by onnxruntime, while fields are not
     clipped to the input: only the units inside are compared."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
     scales = helper.make_tensor("scales", TensorProto.FLOAT, [3], [1.0, 1.0, 2.5])

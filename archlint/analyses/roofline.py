@@ -168,20 +168,8 @@ def _quantized_on_write(graph: ModelGraph, sides: dict[str, str],
 
 
 def quant_fusion(graph: ModelGraph) -> QuantFusion:
-    """Which quantization boundaries a runtime fuses (QDQ format) and the sizes that leaves:
-
-    - a tensor written by a layer and read only by quantize boundaries, as their data input, and
-      not a model output is *quantized on write*: it moves at their outputs' size (the largest);
-    - a dequantize boundary is fused when it reads a constant (an int8 weight, an int32 bias: fused
-      into its reader or folded at load time), or when its output is not a model output and every
-      reader absorbs it: a quantize boundary, or a layer whose every output is quantized on write
-      (``DequantizeLinear -> op -> QuantizeLinear``). Its output then moves at its integer input's size;
-    - a quantize boundary is fused when its input is a constant, is quantized on write, or is a
-      fused dequantize boundary's output;
-    - every other boundary runs standalone: a QuantizeLinear of a model input or of a tensor that
-      float layers read too, a DequantizeLinear writing a model output or feeding a layer that runs
-      in float.
-    """
+    """Which quantization boundaries a runtime fuses (QDQ format) and the sizes that leaves, by
+    the rules of the module docstring ("Quantization boundaries")."""
     outputs, constants, params = set(graph.outputs), graph.constants, graph.params
     sides, readers = _boundaries(graph)
     fused = _quantized_on_write(graph, sides, readers)

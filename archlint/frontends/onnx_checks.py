@@ -15,7 +15,7 @@ node or tensor (each check raises :class:`ArchlintError`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import onnx
 from onnx import TensorProto, helper
@@ -65,6 +65,19 @@ def check_initializer(init: onnx.TensorProto, label: str, what: str = "initializ
                 raise ArchlintError(f"{label}: {what} '{init.name}' declares dims {list(init.dims)} "
                                     f"({n:,} elements) but stores {len(values):,} values: the file is corrupt")
             return
+
+
+def check_given_inputs(names: list[str], given: Iterable[str], positional: int, flag: str,
+                       prefix: str = "") -> None:
+    """Every input the user named with ``flag`` (``--input-shape``, ``--input-value``) is one of
+    the model's ``names``, and no more positional shapes were given than it has inputs."""
+    unknown = set(given) - set(names)
+    if unknown:
+        raise ArchlintError(f"{prefix}{flag} names {', '.join(sorted(unknown))}, but the model's inputs are "
+                            f"{', '.join(names)}")
+    if positional > len(names):
+        raise ArchlintError(f"{prefix}--input-shape gives {positional} shapes but the model has "
+                            f"{len(names)} input(s): {', '.join(names)}")
 
 
 def check_tensor_input(inp: onnx.ValueInfoProto, label: str) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from archlint.frontends.onnx_params import FLOAT_TYPES
 from archlint.frontends.onnx_values import VALUE_MARK
 
 MAX_ELEMENTS = 4096  # shape arithmetic is tiny; never evaluate real data
@@ -211,13 +212,9 @@ def inline_constant_ifs(model: onnx.ModelProto) -> bool:
     return changed
 
 
-_FLOATS = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
-                     onnx.TensorProto.DOUBLE})
-
-
 def _may_be_weight(tensor: onnx.TensorProto) -> bool:
     """A float tensor of more than one element, not a value given with ``--input-value``."""
-    return tensor.data_type in _FLOATS and math.prod(tensor.dims) > 1 and tensor.doc_string != VALUE_MARK
+    return tensor.data_type in FLOAT_TYPES and math.prod(tensor.dims) > 1 and tensor.doc_string != VALUE_MARK
 
 
 def _feeds_data(g: onnx.GraphProto) -> set[str]:

@@ -196,14 +196,7 @@ def _apply_input_shapes(model: onnx.ModelProto, shapes: InputShapes, path: str) 
     disagree with an overridden input size; shape inference recomputes them.
     """
     inputs = _graph_inputs(model)
-    names = [i.name for i in inputs]
-    unknown = set(shapes.named) - set(names)
-    if unknown:
-        raise ArchlintError(f"--input-shape names {', '.join(sorted(unknown))}, but the model's inputs are "
-                            f"{', '.join(names)}")
-    if len(shapes.positional) > len(inputs):
-        raise ArchlintError(f"--input-shape gives {len(shapes.positional)} shapes but the model has "
-                            f"{len(inputs)} input(s): {', '.join(names)}")
+    onnx_checks.check_given_inputs([i.name for i in inputs], shapes.named, len(shapes.positional), "--input-shape")
     applied = _Applied(changed=bool(shapes))
     for idx, inp in enumerate(inputs):
         onnx_checks.check_tensor_input(inp, path)

@@ -31,13 +31,7 @@ def apply(model: onnx.ModelProto, shapes: InputShapes, label: str) -> tuple[Inpu
     inits = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     names = [i.name for i in inputs]
-    unknown = set(shapes.values) - set(names)
-    if unknown:
-        raise ArchlintError(f"{label}: --input-value names {', '.join(sorted(unknown))}, but the model's inputs are "
-                            f"{', '.join(names)}")
-    if len(shapes.positional) > len(inputs):
-        raise ArchlintError(f"{label}: --input-shape gives {len(shapes.positional)} shapes but the model has "
-                            f"{len(inputs)} input(s): {', '.join(names)}")
+    onnx_checks.check_given_inputs(names, shapes.values, len(shapes.positional), "--input-value", f"{label}: ")
     named = dict(shapes.named)
     for name, dims in zip(names, shapes.positional):
         named.setdefault(name, dims)

@@ -215,18 +215,20 @@ def effective_kernel(k: int, d: int) -> int:
 def apply(field: Field, maps: Sequence[IndexMap | None]) -> Field | None:
     """Apply one :class:`IndexMap` per axis (``None``: the axis is unchanged); ``None`` when
     some axis's units see no input at all."""
-    axes = []
+    return _rebuild(field, ((ax, False) if m is None else compose(ax, m) for ax, m in zip(field.axes, maps)))
+
+
+def _rebuild(field: Field, axes: Iterable[tuple[AxisRF | None, bool]]) -> Field | None:
+    """``field`` with new axes, each ``(axis, approximate)``: ``None`` as soon as one axis sees
+    no input; the bound note when any is approximate."""
+    out = []
     bound = False
-    for ax, m in zip(field.axes, maps):
-        if m is None:
-            axes.append(ax)
-            continue
-        out, approx = compose(ax, m)
-        if out is None:
+    for ax, approx in axes:
+        if ax is None:
             return None
         bound |= approx
-        axes.append(out)
-    result = Field(tuple(axes), field.dims, field.is_global, field.aligned, field.notes)
+        out.append(ax)
+    result = Field(tuple(out), field.dims, field.is_global, field.aligned, field.notes)
     return result.with_note(BOUND_NOTE) if bound else result
 
 
@@ -244,20 +246,10 @@ def window(field: Field, kernel: Sequence[int], stride: Sequence[int], pad_begin
     dilation = dilation or [1] * len(kernel)
     if all(k == 1 for k in kernel) and all(s == 1 for s in stride) and not any(pad_begin):
         return field  # a 1x1, stride-1 window sees exactly what its input sees
-    axes = []
-    bound = False
-    for ax, k, s, p, d in zip(field.axes, kernel, stride, pad_begin, dilation):
-        if ax.phases is None:
-            axes.append(AxisRF(ax.size + (effective_kernel(k, d) - 1) * ax.stride, ax.stride * s,
-                               ax.padding + p * ax.stride))
-        else:
-            out, approx = compose(ax, window_map(k, s, p, d))
-            if out is None:
-                return None
-            bound |= approx
-            axes.append(out)
-    result = Field(tuple(axes), field.dims, field.is_global, field.aligned, field.notes)
-    return result.with_note(BOUND_NOTE) if bound else result
+    return _rebuild(field, ((AxisRF(ax.size + (effective_kernel(k, d) - 1) * ax.stride, ax.stride * s,
+                                    ax.padding + p * ax.stride), False) if ax.phases is None
+                            else compose(ax, window_map(k, s, p, d))
+                            for ax, k, s, p, d in zip(field.axes, kernel, stride, pad_begin, dilation)))
 
 
 def transposed_map(k: int, s: int, p: int, d: int = 1) -> IndexMap:
